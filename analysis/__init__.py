@@ -1,0 +1,1 @@
+"""Analysis: lineage, traits, the weight sampler, kinship, inference and merge advice."""

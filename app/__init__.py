@@ -1,0 +1,1 @@
+"""The Dash app (read-only over the atlas database)."""

@@ -1,0 +1,1 @@
+"""Crawlers: read Hub metadata, model cards, dumps and local checkpoints into records (no analysis)."""
