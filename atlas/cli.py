@@ -24,13 +24,17 @@ app = typer.Typer(
 
 DbOpt = Annotated[
     Path | None,
-    typer.Option("--db", help="Database file. Default: env HUBATLAS_DB, else ./atlas.duckdb.", show_default=False),
+    typer.Option(
+        "--db", help="Database file. Default: env HUBATLAS_DB, else ./atlas.duckdb.", show_default=False
+    ),
 ]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Stop after this many models.", min=1)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the final summary.")]
 EndpointOpt = Annotated[
     str | None,
-    typer.Option("--endpoint", help="Hub endpoint URL. Default: env HF_ENDPOINT, else https://huggingface.co."),
+    typer.Option(
+        "--endpoint", help="Hub endpoint URL. Default: env HF_ENDPOINT, else https://huggingface.co."
+    ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cuda | cpu (auto picks CUDA when present).")]
 

@@ -59,9 +59,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
         )
-        con.execute(
-            "INSERT INTO schema_version VALUES (?, now()) ON CONFLICT DO NOTHING", [SCHEMA_VERSION]
-        )
+        con.execute("INSERT INTO schema_version VALUES (?, now()) ON CONFLICT DO NOTHING", [SCHEMA_VERSION])
     except duckdb.Error as e:
         raise AtlasDBError(f"schema migration failed: {_first_line(e)}") from e
 

@@ -40,7 +40,9 @@ def write_bundles(con: duckdb.DuckDBPyConnection, bundles: Sequence[ModelBundle]
         upsert(con, "edges", _dedup_edges(e for b in bundles for e in b.edges))
         upsert(con, "files", _dedup(f for b in bundles for f in b.files))
         upsert(con, "flags", _dedup_flags(f for b in bundles for f in b.flags))
-        upsert(con, "evals", _dedup_key(((e.model_id, e.task, e.metric), e) for b in bundles for e in b.evals))
+        upsert(
+            con, "evals", _dedup_key(((e.model_id, e.task, e.metric), e) for b in bundles for e in b.evals)
+        )
         upsert(con, "tensors", _dedup(t for b in bundles for t in b.tensors))
     return len(bundles)
 

@@ -17,8 +17,12 @@ runner = CliRunner()
 
 def _seed(path: Path) -> None:
     con = db.connect(path)
-    con.execute("INSERT INTO models (id, source, downloads) VALUES ('org/base', 'hub', 10), ('org/ft', 'hub', 5)")
-    con.execute("INSERT INTO edges (child, parent, relation, origin) VALUES ('org/ft', 'org/base', 'finetune', 'tag')")
+    con.execute(
+        "INSERT INTO models (id, source, downloads) VALUES ('org/base', 'hub', 10), ('org/ft', 'hub', 5)"
+    )
+    con.execute(
+        "INSERT INTO edges (child, parent, relation, origin) VALUES ('org/ft', 'org/base', 'finetune', 'tag')"
+    )
     con.close()
 
 
@@ -30,14 +34,20 @@ def test_help_loads_no_torch_or_dash() -> None:
 
 def test_sql_json_prints_one_array_of_rows(db_path: Path) -> None:
     _seed(db_path)
-    result = runner.invoke(app, ["sql", "SELECT id, depth FROM descendants('org/base')", "--db", str(db_path), "-f", "json"])
+    result = runner.invoke(
+        app, ["sql", "SELECT id, depth FROM descendants('org/base')", "--db", str(db_path), "-f", "json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [{"id": "org/ft", "depth": 1}]
 
 
 def test_sql_refuses_file_access_with_one_line(db_path: Path) -> None:
     _seed(db_path)
-    for query in ("SELECT * FROM read_csv('/etc/passwd')", "COPY models TO '/tmp/x.csv'", "ATTACH '/tmp/other.duckdb'"):
+    for query in (
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "COPY models TO '/tmp/x.csv'",
+        "ATTACH '/tmp/other.duckdb'",
+    ):
         result = runner.invoke(app, ["sql", query, "--db", str(db_path)])
         assert result.exit_code == 1
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
