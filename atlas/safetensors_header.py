@@ -87,7 +87,7 @@ def parse_header(header_json: bytes, *, model_id: str, file: str, file_size: int
                 shape=shape,
                 data_start=data_offset + start,
                 data_end=data_offset + end,
-            )  # fmt: skip
+            )
         )
     tensors.sort(key=lambda t: t.data_start)
     return Header(data_offset=data_offset, tensors=tuple(tensors), metadata=dict(metadata))
