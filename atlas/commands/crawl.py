@@ -15,19 +15,30 @@ def crawl_command(
     root: Annotated[
         list[str] | None, typer.Option("--root", help="Crawl this model and its descendants (repeatable).")
     ] = None,
-    author: Annotated[str | None, typer.Option("--author", help="Crawl the models of this user or org.")] = None,
-    search: Annotated[str | None, typer.Option("--search", help="Crawl the models whose id contains this.")] = None,
+    author: Annotated[
+        str | None, typer.Option("--author", help="Crawl the models of this user or org.")
+    ] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Crawl the models whose id contains this.")
+    ] = None,
     all_models: Annotated[bool, typer.Option("--all", help="Crawl every model of the Hub.")] = False,
     depth: Annotated[
         int | None,
-        typer.Option("--depth", min=0, help="Levels of descendants to follow (default: all for --root, else 0)."),
+        typer.Option(
+            "--depth", min=0, help="Levels of descendants to follow (default: all for --root, else 0)."
+        ),
     ] = None,
     limit: LimitOpt = None,
     cards: Annotated[
-        bool, typer.Option("--cards", help="Also read README.md (card text and length) and adapter/mergekit files.")
+        bool,
+        typer.Option(
+            "--cards", help="Also read README.md (card text and length) and adapter/mergekit files."
+        ),
     ] = False,
     restart: Annotated[bool, typer.Option("--restart", help="Start over instead of resuming.")] = False,
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Models per listing page.")] = 1000,
+    page_size: Annotated[
+        int, typer.Option("--page-size", min=1, max=1000, help="Models per listing page.")
+    ] = 1000,
     endpoint: EndpointOpt = None,
     db: DbOpt = None,
     quiet: QuietOpt = False,

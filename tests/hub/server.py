@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlencode, urlsplit
 
 from tests.hub.repos import Catalog, Repo, load_records, repos_from_dirs, repos_from_records
 
@@ -50,6 +50,7 @@ class Fault:
     times: int | None = 1
     retry_after: int = 0  # seconds, for 429
     delay: float = 0.5  # seconds, for 'slow'
+    method: str | None = None  # only requests with this method (None: all)
     hits: int = 0
 
     def active(self) -> bool:
@@ -141,7 +142,11 @@ class ReplayHub:
             self.log.clear()
 
     def add_fault(self, pattern: str, kind: str, *, times: int | None = 1, **options: Any) -> Fault:
-        """Make requests whose path matches the regex `pattern` fail with `kind` (see FAULT_KINDS)."""
+        """Make requests whose path and query (URL-decoded) match the regex `pattern` fail with `kind`.
+
+        `kind` is one of FAULT_KINDS: an HTTP status ('429' with `retry_after=`), 'slow' (`delay=`
+        seconds, then the normal answer) or 'truncate' (the full Content-Length, half the body, then close).
+        """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; choose one of {FAULT_KINDS}")
         fault = Fault(pattern, kind, times, **options)
@@ -153,9 +158,11 @@ class ReplayHub:
         with self._lock:
             self.faults.clear()
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
+                if fault.method not in (None, method):
+                    continue
                 if fault.active() and re.search(fault.pattern, path):
                     fault.hits += 1
                     return fault
@@ -336,7 +343,7 @@ def _handler_for(hub: ReplayHub) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, method: str) -> None:
             kind, response = hub.answer(method, self.path)
-            fault = hub._take_fault(unquote(urlsplit(self.path).path))
+            fault = hub._take_fault(method, unquote_plus(self.path))
             truncate = False
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay)
