@@ -242,7 +242,7 @@ class _Run:
                 readme = None
                 if not names or "README.md" in names:
                     raw = self.client.read_file(model_id, "README.md", revision=revision)
-                    readme = None if raw is None else raw.decode("utf-8", errors="replace")
+                    readme = None if raw is None else _decode(raw)
                 extra = {}
                 for name in LINEAGE_FILES:
                     if name in names:
@@ -290,6 +290,14 @@ def _children_count(value: Any) -> int | None:
     if isinstance(value, dict):
         return sum(v for v in value.values() if isinstance(v, int) and not isinstance(v, bool))
     return None
+
+
+def _decode(raw: bytes) -> str:
+    """README bytes as text; undecodable bytes are replaced (the card parser flags what it cannot read)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace")
 
 
 def _with_flag(bundle: ModelBundle, flag: FlagRecord) -> ModelBundle:

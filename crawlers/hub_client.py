@@ -59,7 +59,8 @@ class HubClient:
         self, url: str | None, params: Sequence[tuple[str, Any]] = ()
     ) -> tuple[list[dict], str | None]:
         """One page of `GET /api/models`: its items and the absolute URL of the next page (or None)."""
-        response = self._get(url or f"{self.endpoint}/api/models", params=list(params))
+        # No params at all for a cursor URL: an empty list would replace the query it carries.
+        response = self._get(url or f"{self.endpoint}/api/models", params=list(params) or None)
         items = _json(response)
         if not isinstance(items, list):
             raise FetchError(f"{response.url}: expected a JSON list of models", transient=False)
