@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from atlas.cli import DbOpt, EndpointOpt, LimitOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path, resolve_endpoint
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from crawlers.hub import CrawlConfig, CrawlStats
+    from crawlers.hub_client import HubClient
 
 
 @app.command("crawl")
@@ -82,7 +88,9 @@ def crawl_command(
         typer.secho(f"failed: {item}: {error}", err=True, fg="yellow")
 
 
-def _run(con, client, config, *, restart: bool, quiet: bool):  # type: ignore[no-untyped-def]
+def _run(
+    con: duckdb.DuckDBPyConnection, client: HubClient, config: CrawlConfig, *, restart: bool, quiet: bool
+) -> CrawlStats:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from crawlers.hub import crawl
@@ -93,7 +101,7 @@ def _run(con, client, config, *, restart: bool, quiet: bool):  # type: ignore[no
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("crawling", total=None)
 
-        def show(s) -> None:  # type: ignore[no-untyped-def]
+        def show(s: CrawlStats) -> None:
             progress.update(
                 task,
                 description=f"models {s.models} · edges {s.edges} · requests {s.requests} · errors {s.errors}",

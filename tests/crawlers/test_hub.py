@@ -139,9 +139,13 @@ def test_faults_are_retried_and_a_broken_model_is_recorded(replay_hub: ReplayHub
     replay_hub.add_fault(phi2_listing, "429", times=2, retry_after=0)
     replay_hub.add_fault(phi2_listing, "500", times=1)
     replay_hub.add_fault(phi2_listing, "truncate", times=1)
+    replay_hub.add_fault(phi2_listing, "slow", times=1, delay=1.0)  # longer than the client's timeout
     replay_hub.add_fault(r"filter=base_model:meta-llama/Llama-2-7b&", "500", times=None)
-    stats = _crawl(db_path, replay_hub, CrawlConfig(roots=(PHI2, LLAMA2, "nobody/missing-model")))
-    assert stats.retries >= 4
+    retry = RetryConfig(base_wait=0.01, max_wait=0.05, timeout=0.5)
+    stats = _crawl(
+        db_path, replay_hub, CrawlConfig(roots=(PHI2, LLAMA2, "nobody/missing-model")), retry=retry
+    )
+    assert stats.retries >= 5
     con = db.connect(db_path, read_only=True)
     stored = {r[0] for r in con.execute("SELECT id FROM models").fetchall()}
     flags = dict(con.execute("SELECT model_id, detail FROM flags WHERE flag = 'fetch_error'").fetchall())
