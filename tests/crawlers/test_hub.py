@@ -70,6 +70,7 @@ def _crawl(path: Path, hub: ReplayHub, config: CrawlConfig, **kw: Any) -> CrawlS
         con.close()
 
 
+@pytest.mark.slow
 def test_crawl_all_families_stores_every_declared_edge_within_budget(
     replay_hub: ReplayHub, hub_records: list, db_path: Path
 ) -> None:
@@ -112,6 +113,7 @@ def test_recrawl_of_unchanged_families_only_lists_and_changes_nothing(
     con.close()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_crawl_resumes_to_the_same_database(replay_hub: ReplayHub, tmp_path: Path) -> None:
     killed, reference = tmp_path / "killed.duckdb", tmp_path / "reference.duckdb"
     args = ["--root", PHI2, "--root", LLAMA2, "--root", BLOOM, "--page-size", "20", "-q"]
@@ -173,6 +175,9 @@ def test_depth_limit_author_and_search(replay_hub: ReplayHub, hub_records: list,
     _crawl(tmp_path / "search.duckdb", replay_hub, CrawlConfig(search="r1-1776"))
     expected = {r["info"]["id"] for r in hub_records if "r1-1776" in r["info"]["id"].lower()}
     assert stored(tmp_path / "search.duckdb") == expected and expected
+    replay_hub.reset_counts()
+    stats = _crawl(tmp_path / "all.duckdb", replay_hub, CrawlConfig(all_models=True, page_size=500))
+    assert stats.models == len(hub_records) and dict(replay_hub.counts) == {"list": 3}
 
 
 def test_children_counts_per_relation_are_accepted(hub_records: list, db_path: Path) -> None:
