@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +197,35 @@ def test_wire_format_matches_recorded_hub_exchanges(replay_hub: ReplayHub, real_
     assert ours_redirect.headers["Location"] == redirect["headers"]["Location"][0]
     assert ours_redirect.text == redirect["body"]["string"]
     assert ours_redirect.headers["Content-Type"] == redirect["headers"]["Content-Type"][0]
+
+
+def test_runs_as_a_module_for_manual_use(real_data: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[2]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.hub.server",
+        "--data",
+        str(real_data / "hub-trees-2025"),
+        "--port",
+        str(port),
+    ]
+    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "1496 models" in proc.stdout.readline()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                info = HfApi(endpoint=f"http://127.0.0.1:{port}").model_info(PHI2)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert info.id == PHI2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
