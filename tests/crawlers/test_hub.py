@@ -214,3 +214,21 @@ def test_crawl_command(replay_hub: ReplayHub, db_path: Path) -> None:
     assert "per model" in result.stdout and "errors" in result.stdout
     nothing = runner.invoke(app, ["crawl", "--db", str(db_path)])
     assert nothing.exit_code == 2 and len(nothing.stderr.strip().splitlines()) == 1
+
+
+def test_token_is_sent_but_never_stored_or_printed(
+    replay_hub: ReplayHub, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "hf_" + "x" * 34
+    monkeypatch.setenv("HF_TOKEN", secret)
+    monkeypatch.delenv("HF_HUB_DISABLE_IMPLICIT_TOKEN")
+    args = ["crawl", "--root", BLOOM, "--root", "nobody/missing", "--endpoint", replay_hub.url, "-q"]
+    result = CliRunner().invoke(app, [*args, "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert replay_hub.log and all(e.authorized for e in replay_hub.log)
+    assert "nobody/missing" in result.stderr and secret not in result.output + result.stderr
+    con = duckdb.connect(str(db_path), read_only=True)
+    for table in ("models", "flags", "crawl_state", "cards"):
+        dump = str(con.execute(f"SELECT * FROM {table}").fetchall())
+        assert secret not in dump, table
+    con.close()

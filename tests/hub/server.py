@@ -63,6 +63,7 @@ class Logged:
     path: str  # path with query string, as requested
     kind: str  # 'list' | 'info' | 'resolve' | 'other'
     status: int
+    authorized: bool = False  # an Authorization header came with it
 
 
 @dataclass
@@ -356,7 +357,7 @@ def _handler_for(hub: ReplayHub) -> type[BaseHTTPRequestHandler]:
                     response.headers["Retry-After"] = str(fault.retry_after)
             if response.status == 200 and "Range" in self.headers and kind == "resolve":
                 response = _ranged(response, self.headers["Range"])
-            hub._record(Logged(method, self.path, kind, response.status))
+            hub._record(Logged(method, self.path, kind, response.status, "Authorization" in self.headers))
             self._send(method, response, truncate)
 
         def _send(self, method: str, response: _Response, truncate: bool) -> None:
