@@ -301,3 +301,10 @@ SELECT DISTINCT s.child AS id, s.parent AS shared_parent, s.relation, 1 AS depth
 FROM lineage p JOIN lineage s ON s.parent = p.parent
 WHERE p.child = model AND s.child <> model AND p.parent <> p.child
 ORDER BY shared_parent, id;
+
+-- ---------------------------------------------------------------- crawl (crawlers/hub.py)
+
+-- Order of work within a crawl (breadth-first: by depth, then by when an item was queued), and how many
+-- children the Hub reported for a queued model (NULL when unknown).
+ALTER TABLE crawl_state ADD COLUMN IF NOT EXISTS seq BIGINT;
+ALTER TABLE crawl_state ADD COLUMN IF NOT EXISTS children INTEGER;
