@@ -38,6 +38,7 @@ PALETTE = [
     "#65a30d",
 ]
 OTHER_COLOR = "#cbd5e1"
+UNKNOWN_COLOR = "#94a3b8"
 MORE_PREFIX = "more:"  # id prefix of the synthetic node standing for a collapsed fan
 MAX_CATEGORIES = 10  # categories beyond the biggest ones are drawn as "other"
 
@@ -52,7 +53,10 @@ def category_colors(values: Sequence[str], field: str) -> dict[str, str]:
     if field == "relation":
         return {v: RELATION_COLORS.get(v, RELATION_COLORS["unknown"]) for v in set(values)}
     ranked = [v for v, _ in Counter(v for v in values if v != "unknown").most_common(MAX_CATEGORIES)]
-    return {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(ranked)}
+    colors = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(ranked)}
+    if "unknown" in values:
+        colors["unknown"] = UNKNOWN_COLOR
+    return colors
 
 
 def build_atlas_figure(

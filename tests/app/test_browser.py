@@ -11,7 +11,10 @@ import pytest
 from tests.app.browser import browser_missing, make_driver, serve, severe_console_errors
 from tests.app.fixtures import build_small_atlas
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or ""),
+]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
@@ -91,7 +94,9 @@ def test_search_box_finds_a_model_and_opens_it(site: str, browser) -> None:
     field = wait_for(browser, "input.dash-dropdown-search")
     field.send_keys("eve/hid")
     option = wait_until(
-        lambda: [o for o in browser.find_elements("css selector", "[role=option]") if o.text == "eve/hidden-ft"]
+        lambda: [
+            o for o in browser.find_elements("css selector", "[role=option]") if o.text == "eve/hidden-ft"
+        ]
     )[0]
     option.click()
     wait_until(lambda: browser.current_url.endswith("/model/eve/hidden-ft"))
@@ -157,13 +162,20 @@ def test_sql_page_runs_a_query_and_downloads_csv(site: str, browser, downloads: 
     wait_until(csv_file.exists)
     wait_until(lambda: len(csv_file.read_text().splitlines()) >= 4)
     assert csv_file.read_text().splitlines() == [
-        "id,depth", "carol/chat-gguf,1", "dave/merge-chat-code,1", "eve/hidden-ft,1"
+        "id,depth",
+        "carol/chat-gguf,1",
+        "dave/merge-chat-code,1",
+        "eve/hidden-ft,1",
     ]
 
 
 @pytest.mark.parametrize(
     "sql",
-    ["SELECT * FROM read_csv('/etc/passwd')", "COPY models TO '/tmp/hubatlas-leak.csv'", "ATTACH '/tmp/other.duckdb' AS o"],
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "COPY models TO '/tmp/hubatlas-leak.csv'",
+        "ATTACH '/tmp/other.duckdb' AS o",
+    ],
 )
 def test_forbidden_queries_are_refused_with_a_message(site: str, browser, sql: str) -> None:
     run_sql(browser, site, sql)
