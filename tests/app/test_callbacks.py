@@ -77,7 +77,7 @@ def test_every_example_query_runs(ctx: dash.Dash) -> None:
 
 
 def test_run_callback_returns_table_and_inline_error(ctx: dash.Dash) -> None:
-    rows, cols, status, err = page("sql").run(1, "SELECT 42 AS answer")
+    rows, cols, _status, err = page("sql").run(1, "SELECT 42 AS answer")
     assert rows == [{"answer": 42}] and cols == [{"name": "answer", "id": "answer"}] and err is None
     _, _, _, err = page("sql").run(1, "ATTACH 'x.duckdb'")
     assert "Permission" in str(err.children)

@@ -64,12 +64,12 @@ def test_serves_last_snapshot_while_a_writer_holds_the_lock_then_shows_its_data(
 def test_snapshot_refuses_writes_and_file_access(tmp_path: Path) -> None:
     source = AtlasSource(build_small_atlas(tmp_path / "atlas.duckdb"), workdir=tmp_path / "snaps")
     for sql in ("DELETE FROM models", "SELECT * FROM read_csv('/etc/passwd')"):
-        with pytest.raises(Exception, match="read-only|Permission"):
+        with pytest.raises(Exception, match=r"read-only|Permission"):
             source.read(lambda con, sql=sql: con.execute(sql).fetchall())
     source.close()
 
 
 def test_missing_database_is_one_clear_error(tmp_path: Path) -> None:
     source = AtlasSource(tmp_path / "nope.duckdb", workdir=tmp_path / "snaps")
-    with pytest.raises(AtlasDBError, match="nope.duckdb: no such database"):
+    with pytest.raises(AtlasDBError, match=r"nope\.duckdb: no such database"):
         source.snapshot()
