@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from app.data import AtlasPoints, FamilyTree
@@ -69,7 +70,11 @@ def build_atlas_figure(
     for i, v in enumerate(values):
         groups[v if v in colors else "other"].append(i)
     fig = go.Figure()
-    ex, ey = edges_xy
+    # numpy arrays travel as compact typed arrays in the figure JSON; NaN breaks the line between edges.
+    ex, ey = (np.asarray(v, dtype=float) for v in edges_xy)
+    xs, ys = np.asarray(points.x, dtype=float), np.asarray(points.y, dtype=float)
+    downloads = np.asarray(points.downloads, dtype=np.int64)
+    sizes = 3.0 + 1.7 * np.log10(1 + np.maximum(downloads, 0))
     fig.add_trace(
         go.Scattergl(
             x=ex,
@@ -84,16 +89,17 @@ def build_atlas_figure(
     order = sorted(groups, key=lambda g: (g == "other", -len(groups[g]), g))
     for name in order:
         idx = groups[name]
+        sel = np.asarray(idx, dtype=np.int64)
         fig.add_trace(
             go.Scattergl(
-                x=[points.x[i] for i in idx],
-                y=[points.y[i] for i in idx],
+                x=xs[sel],
+                y=ys[sel],
                 mode="markers",
                 name=f"{name} ({len(idx):,})",
                 text=[points.ids[i] for i in idx],
-                customdata=[points.downloads[i] for i in idx],
+                customdata=downloads[sel],
                 marker={
-                    "size": [marker_size(points.downloads[i]) for i in idx],
+                    "size": sizes[sel],
                     "color": colors.get(name, OTHER_COLOR),
                     "line": {"width": 0},
                     "opacity": 0.85,

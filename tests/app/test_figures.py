@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app import data
@@ -37,7 +38,7 @@ def test_atlas_draws_every_node_once_with_webgl_and_one_edge_trace(source: Atlas
     names = {t.name.split(" (")[0] for t in marker_traces}
     assert {"root", "finetune", "quantized", "merge"} <= names
     edges = fig.data[0]
-    assert edges.mode == "lines" and list(edges.x).count(None) == 47  # one segment per lineage edge
+    assert edges.mode == "lines" and int(np.isnan(edges.x).sum()) == 47  # one segment per lineage edge
 
 
 def test_atlas_colours_by_licence_and_task(source: AtlasSource) -> None:
