@@ -74,7 +74,9 @@ def build_atlas_figure(
     ex, ey = (np.asarray(v, dtype=float) for v in edges_xy)
     xs, ys = np.asarray(points.x, dtype=float), np.asarray(points.y, dtype=float)
     downloads = np.asarray(points.downloads, dtype=np.int64)
-    sizes = 3.0 + 1.7 * np.log10(1 + np.maximum(downloads, 0))
+    # Smaller markers when many thousands of points share the overview, so families stay apart.
+    scale = 1.0 if len(xs) < 2000 else 0.5
+    sizes = scale * (3.0 + 1.7 * np.log10(1 + np.maximum(downloads, 0)))
     fig.add_trace(
         go.Scattergl(
             x=ex,

@@ -38,7 +38,9 @@ ATLAS_READY = (
     "const gd = document.querySelector('#atlas-graph .js-plotly-plot');"
     "return !!(gd && gd._fullData && gd._fullData.length > 1 && document.querySelector('#atlas-graph .gl-container canvas'));"
 )
-MODEL_READY = "return !!document.querySelector('#model-children') && !!document.querySelector('#model-title');"
+MODEL_READY = (
+    "return !!document.querySelector('#model-children') && !!document.querySelector('#model-title');"
+)
 
 # Round trip of the Run button: click, the callback request goes out, its answer comes back and is painted.
 SQL_JS = """
@@ -76,7 +78,9 @@ def page_load_ms(driver, url: str, ready_js: str) -> float:  # type: ignore[no-u
     ready_at = driver.execute_async_script(WAIT_JS, ready_js)
     if ready_at < 0:
         raise RuntimeError(f"{url} did not render in 30 s")
-    nav_start = driver.execute_script("return performance.timeOrigin") - driver.execute_script("return performance.timeOrigin")
+    nav_start = driver.execute_script("return performance.timeOrigin") - driver.execute_script(
+        "return performance.timeOrigin"
+    )
     return float(ready_at) + nav_start
 
 
@@ -141,11 +145,26 @@ def main() -> None:
                 for _ in range(RUNS):
                     ms, status = driver.execute_async_script(SQL_JS, q)
                     times.append(ms)
-                sql[name] = {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1), "status": status, "sql": q}
+                sql[name] = {
+                    "median_ms": round(statistics.median(times), 1),
+                    "max_ms": round(max(times), 1),
+                    "status": status,
+                    "sql": q,
+                }
         finally:
             driver.quit()
-    results["atlas_first_render_ms"] = {"first": round(atlas[0], 1), "median": round(statistics.median(atlas), 1), "runs": [round(x, 1) for x in atlas], "target_ms": 3000}
-    results["model_page_ms"] = {"model": busiest, "first": round(model[0], 1), "median": round(statistics.median(model), 1), "target_ms": 1000}
+    results["atlas_first_render_ms"] = {
+        "first": round(atlas[0], 1),
+        "median": round(statistics.median(atlas), 1),
+        "runs": [round(x, 1) for x in atlas],
+        "target_ms": 3000,
+    }
+    results["model_page_ms"] = {
+        "model": busiest,
+        "first": round(model[0], 1),
+        "median": round(statistics.median(model), 1),
+        "target_ms": 1000,
+    }
     results["sql_round_trip_ms"] = {**sql, "target_ms": 300}
     out = REPO / "bench" / "results" / "app.json"
     out.parent.mkdir(parents=True, exist_ok=True)

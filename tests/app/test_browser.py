@@ -113,7 +113,7 @@ def test_clicking_a_node_opens_its_model_page(site: str, browser) -> None:
     x, y = browser.execute_script(
         """
         const gd = document.querySelector('#atlas-graph .js-plotly-plot');
-        for (const t of gd.data) {
+        for (const t of gd._fullData) {  // decoded arrays (the figure sends typed arrays)
           const i = (t.text || []).indexOf('base-org/base-7b');
           if (i >= 0) {
             const L = gd._fullLayout;
