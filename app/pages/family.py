@@ -59,18 +59,23 @@ def layout(root: str | None = None, **_: Any) -> html.Div:
             ),
             html.Div(
                 [
-                    html.Span("Grown until", style={"marginRight": "0.5rem"}),
-                    dcc.Slider(
-                        id="family-time",
-                        min=0,
-                        max=max(len(months) - 1, 0),
-                        step=1,
-                        value=max(len(months) - 1, 0),
-                        marks=marks,
+                    html.Span(f"Grown until {months[-1]:%Y-%m}" if months else "", id="family-time-label"),
+                    html.Div(
+                        dcc.Slider(
+                            id="family-time",
+                            min=0,
+                            max=max(len(months) - 1, 0),
+                            step=1,
+                            value=max(len(months) - 1, 0),
+                            marks=marks,
+                            allow_direct_input=False,
+                        ),
+                        style={} if months else {"display": "none"},
                     ),
-                ]
-                if months
-                else notice("No creation dates stored, so the family cannot be replayed over time."),
+                    notice("No creation dates stored, so the family cannot be replayed over time.")
+                    if not months
+                    else None,
+                ],
                 style={"maxWidth": "900px"},
             ),
             dcc.Graph(
@@ -104,18 +109,28 @@ def family_figure(root: str, until: datetime | None, fan_limit: int | None) -> A
     return build_family_figure(layout_tree(tree, until=until, fan_limit=max(1, fan_limit or 25)), root)
 
 
+def family_view(root: str, step: int | None, fan_limit: int | None) -> tuple[Any, str]:
+    """The tree as it stood at slider step `step` (a month), and the label naming that month."""
+    tree = get_source().read(lambda con: data.family_tree(con, root))
+    if tree is None:
+        return dash.no_update, ""
+    months = growth_months([n["created_at"] for n in tree.nodes])
+    until = months[min(max(step or 0, 0), len(months) - 1)] if months and step is not None else None
+    layout = layout_tree(tree, until=until, fan_limit=max(1, fan_limit or 25))
+    label = f"Grown until {until:%Y-%m}: {len(layout.positions):,} shown" if until else ""
+    return build_family_figure(layout, root), label
+
+
 @callback(
     Output("family-graph", "figure"),
+    Output("family-time-label", "children"),
     Input("family-time", "value"),
     Input("family-fan", "value"),
     State("family-root", "data"),
     prevent_initial_call=True,
 )
-def update_family(step: int | None, fan_limit: int | None, root: str) -> Any:
-    tree = get_source().read(lambda con: data.family_tree(con, root))
-    months = growth_months([n["created_at"] for n in tree.nodes]) if tree else []
-    until = months[min(step, len(months) - 1)] if months and step is not None else None
-    return family_figure(root, until, fan_limit)
+def update_family(step: int | None, fan_limit: int | None, root: str) -> tuple[Any, str]:
+    return family_view(root, step, fan_limit)
 
 
 @callback(

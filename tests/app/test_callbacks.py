@@ -106,9 +106,10 @@ def test_model_page_lists_evidence_kin_and_licence_path(ctx: dash.Dash) -> None:
 
 def test_family_time_slider_callback_grows_the_tree(ctx: dash.Dash) -> None:
     family = page("family")
-    first = family.update_family(0, 25, "base-org/base-7b")
-    last = family.update_family(100, 25, "base-org/base-7b")
+    first, first_label = family.update_family(0, 25, "base-org/base-7b")
+    last, last_label = family.update_family(100, 25, "base-org/base-7b")
     assert len(first.data[-1].x) == 1 and len(last.data[-1].x) == 31
+    assert first_label == "Grown until 2023-01: 1 shown" and last_label.startswith("Grown until 2023-09")
     months = family.growth_months([None, datetime(2023, 3, 5), datetime(2023, 1, 10)])
     assert [m.strftime("%Y-%m-%d") for m in months] == ["2023-01-31", "2023-02-28", "2023-03-31"]
     assert family.growth_months([None]) == []
