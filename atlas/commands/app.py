@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -50,7 +51,7 @@ def layout_command(
     typer.echo(f"laid out {n:,} models in {time.perf_counter() - start:.1f} s")
 
 
-def ensure_layout(path, *, quiet: bool = False) -> None:  # type: ignore[no-untyped-def]
+def ensure_layout(path: Path, *, quiet: bool = False) -> None:
     """Compute the layout when it is empty or stale and the file is free; otherwise say why not."""
     from analysis.layout import layout_is_stale, write_layout
     from atlas import db as atlas_db
@@ -87,11 +88,15 @@ def serve_command(
     if not path.exists():
         raise fail(f"{path}: no such database (run `hubatlas crawl`, `import` or `demo` first)")
     ensure_layout(path, quiet=quiet)
+    import atexit
+
     from app import create_app
 
     dash_app = create_app(path)
+    source = dash_app.server.config["HUBATLAS_SOURCE"]
+    atexit.register(source.close)  # remove the private snapshot copies on exit
     try:
-        dash_app.server.config["HUBATLAS_SOURCE"].snapshot()
+        source.snapshot()
     except AtlasDBError as e:
         raise fail(str(e)) from e
     typer.echo(f"Hub Atlas on http://{host}:{port}/  (database {path}; Ctrl-C stops)")
