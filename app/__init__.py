@@ -34,7 +34,7 @@ def create_app(db_path: str | Path, *, source: AtlasSource | None = None, check_
     return app
 
 
-NAV = [("Atlas", "/"), ("SQL", "/sql"), ("Merge", "/merge")]
+NAV = [("Atlas", "/"), ("Families", "/family"), ("Merge", "/merge"), ("SQL", "/sql")]
 
 
 def shell_layout() -> html.Div:

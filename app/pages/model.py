@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dash
@@ -15,6 +16,7 @@ dash.register_page(
     __name__, path="/model", path_template="/model/<model_id>", title="Model · Hub Atlas", name="Model"
 )
 
+CARD_KEYS = 15  # front-matter keys shown on the model page
 FACTS = (
     "author",
     "created_at",
@@ -66,7 +68,14 @@ def layout(model_id: str | None = None, **_: Any) -> html.Div:
                             ),
                         ]
                     ),
-                    html.Div([html.H2("Licence path"), licence_view(licences)]),
+                    html.Div(
+                        [
+                            html.H2("Licence path"),
+                            licence_view(licences),
+                            html.H2("Card metadata"),
+                            card_view((facts or {}).get("card")),
+                        ]
+                    ),
                 ],
                 className="columns",
             ),
@@ -121,6 +130,17 @@ def licence_view(licences: list[dict[str, Any]]) -> html.Div:
         else f"Licences change along the path: {', '.join(sorted(distinct))}."
     )
     return html.Div([html.Ol(items), html.Div(note, className="stats")])
+
+
+def card_view(card: dict[str, Any] | None) -> Any:
+    """The card's front matter (what the author declared), long values shortened."""
+    if not card:
+        return notice("No card metadata stored (no README front matter, or it did not parse).")
+    rows = []
+    for key, value in list(card.items())[:CARD_KEYS]:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        rows.append(html.Tr([html.Th(key), html.Td(text if len(text) <= 160 else text[:160] + "…")]))
+    return html.Table(html.Tbody(rows), className="facts", id="model-card")
 
 
 def kin_view(model_id: str, kin: list[dict[str, Any]], has_kinship: bool) -> html.Div:

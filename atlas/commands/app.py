@@ -84,12 +84,24 @@ def serve_command(
 
     Example: `hubatlas serve --db atlas.duckdb --port 8050`
     """
-    path = resolve_db_path(db)
-    if not path.exists():
-        raise fail(f"{path}: no such database (run `hubatlas crawl`, `import` or `demo` first)")
-    ensure_layout(path, quiet=quiet)
+    serve_database(resolve_db_path(db), host=host, port=port, quiet=quiet)
+
+
+def serve_database(path: Path, *, host: str = "127.0.0.1", port: int = 8050, quiet: bool = False) -> None:
+    """Lay out the atlas if needed, then serve the app on `path` until Ctrl-C (also used by `demo`)."""
     import atexit
 
+    if not path.exists():
+        raise fail(f"{path}: no such database (run `hubatlas crawl`, `import` or `demo` first)")
+    import socket
+
+    with socket.socket() as probe:  # say so in one line before any work when the port is taken
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself binds
+            probe.bind((host, port))
+        except OSError as e:
+            raise fail(f"cannot listen on {host}:{port} ({e.strerror or e})") from e
+    ensure_layout(path, quiet=quiet)
     from app import create_app
 
     dash_app = create_app(path)

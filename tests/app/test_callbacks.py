@@ -99,6 +99,7 @@ def test_model_page_lists_evidence_kin_and_licence_path(ctx: dash.Dash) -> None:
     assert "No kinship for this model yet" in text
     kin = str(page("model").layout(model_id="alice/ft-chat"))
     assert "eve/hidden-ft" in kin and "model-kin-select" in kin
+    assert '["chat-data"]' in kin  # card front matter
     chart = page("model").show_layers("eve/hidden-ft", "alice/ft-chat")
     assert [round(y, 2) for y in chart.figure.data[0].y] == [0.01, 0.03, 0.07]
     assert "No model 'nobody/none'" in str(page("model").layout(model_id="nobody/none"))

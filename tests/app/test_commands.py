@@ -38,3 +38,16 @@ def test_layout_and_serve_name_a_missing_database(tmp_path: Path) -> None:
 def test_help_of_serve_has_an_example() -> None:
     result = runner.invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "Example:" in result.stdout and "--port" in result.stdout
+
+
+def test_serve_names_a_port_already_taken(db_path: Path) -> None:
+    import socket
+
+    build_small_atlas(db_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--db", str(db_path), "--port", str(port), "--quiet"])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
