@@ -97,9 +97,11 @@ def radial_tree(
     seen_at_depth: dict[int, int] = defaultdict(int)
     start = 0.0
     stack: list[tuple[str, float, float]] = []
+    sector_mid: dict[str, float] = {}
     for r in top:
         width = 2 * math.pi * leaves[r] / total
         stack.append((r, start, width))
+        sector_mid[r] = start + width / 2
         start += width
     while stack:
         node, a0, width = stack.pop()
@@ -114,20 +116,13 @@ def radial_tree(
             w = width * leaves[c] / leaves[node]
             stack.append((c, a, w))
             a += w
-    if len(top) > 1:  # several roots: shift the extra roots onto the first ring so they stay apart
-        for r in top[1:]:
-            ang = math.atan2(*reversed(_first_child_dir(pos, tree, r)))
-            pos[r] = (0.5 * radius.get(1, 1.0) * math.cos(ang), 0.5 * radius.get(1, 1.0) * math.sin(ang))
+    # Several roots (a merge joined two lineages): the main root keeps the centre, the others sit halfway
+    # to the first ring in the middle of their own sector, so none overlap.
+    inner = 0.5 * radius.get(1, 1.0)
+    for r in top:
+        if r != root:
+            pos[r] = (inner * math.cos(sector_mid[r]), inner * math.sin(sector_mid[r]))
     return root, pos
-
-
-def _first_child_dir(
-    pos: dict[str, tuple[float, float]], tree: dict[str, list[str]], r: str
-) -> tuple[float, float]:
-    kids = tree.get(r) or []
-    if not kids:
-        return (1.0, 0.0)
-    return pos[kids[0]]
 
 
 def _ring_radii(per_depth: dict[int, int], config: LayoutConfig) -> dict[int, float]:

@@ -188,6 +188,7 @@ def nearest_kin(con: duckdb.DuckDBPyConnection, model_id: str, *, limit: int = 1
         SELECT CASE WHEN a = ? THEN b ELSE a END AS id, reference, scheme, cosine, pearson, l2,
                sign_conflict, topk_overlap, computed_on
         FROM kinship WHERE (a = ? OR b = ?) AND a <> b
+        QUALIFY row_number() OVER (PARTITION BY id ORDER BY cosine DESC NULLS LAST, scheme) = 1  -- one row per kin
         ORDER BY cosine DESC NULLS LAST, id LIMIT ?
         """,
         [model_id, model_id, model_id, limit],

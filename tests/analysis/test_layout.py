@@ -40,6 +40,12 @@ def test_every_node_gets_a_position_and_families_do_not_overlap() -> None:
     assert len({(round(p.x, 6), round(p.y, 6)) for p in pos.values()}) == len(nodes)
 
 
+def test_a_merge_of_two_roots_keeps_both_roots_apart() -> None:
+    pos = {p.model_id: p for p in compute_layout(["a", "b", "m", "x"], [("a", "m"), ("b", "m"), ("b", "x")])}
+    assert len({p.root for p in pos.values()}) == 1
+    assert len({(round(p.x, 6), round(p.y, 6)) for p in pos.values()}) == 4
+
+
 def test_write_layout_covers_nodes_and_detects_staleness(db_path: Path) -> None:
     con = db.connect(db_path)
     con.execute("INSERT INTO models (id, source) VALUES ('o/base', 'hub'), ('o/ft', 'hub')")

@@ -100,6 +100,13 @@ def test_model_page_lists_evidence_kin_and_licence_path(ctx: dash.Dash) -> None:
     kin = str(page("model").layout(model_id="alice/ft-chat"))
     assert "eve/hidden-ft" in kin and "model-kin-select" in kin
     assert '["chat-data"]' in kin  # card front matter
+    from app import data, get_source
+
+    kin_rows = get_source().read(lambda con: data.nearest_kin(con, "alice/ft-chat"))
+    assert [(r["id"], r["scheme"]) for r in kin_rows] == [
+        ("eve/hidden-ft", "raw"),
+        ("bob/ft-code", "default"),
+    ]
     chart = page("model").show_layers("eve/hidden-ft", "alice/ft-chat")
     assert [round(y, 2) for y in chart.figure.data[0].y] == [0.01, 0.03, 0.07]
     assert "No model 'nobody/none'" in str(page("model").layout(model_id="nobody/none"))
