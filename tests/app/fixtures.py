@@ -8,7 +8,7 @@ from pathlib import Path
 from atlas import db
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURE_SQL = Path(__file__).with_name("fixtures") / "small_atlas.sql"
+FIXTURE_SQL = Path(__file__).with_name("sql") / "small_atlas.sql"
 
 # The network study's edge names mapped onto our relations.
 NETWORK_RELATIONS = {
