@@ -26,6 +26,8 @@ PAGES = {
     "sql": ("/sql", "#sql-query"),
     "model-placeholder": ("/model/ghost/deleted-base", "#model-title"),
     "merge-missing": ("/merge/bob/ft-code", ".notice"),
+    "families": ("/family", "main li a"),
+    "merge-index": ("/merge", "main li a"),
 }
 
 
@@ -222,3 +224,29 @@ def test_serve_keeps_serving_while_another_process_writes(tmp_path: Path, browse
 
         assert wait_until(fresh_page_shown, timeout=15)
         assert severe_console_errors(browser) == []
+
+
+@pytest.mark.slow
+def test_real_network_atlas_shows_every_model_without_errors(
+    tmp_path: Path, real_data: Path, browser
+) -> None:
+    from tests.app.fixtures import build_network_atlas
+
+    db = build_network_atlas(tmp_path / "net.duckdb", real_data / "hub-dependency-network-2025", layout=False)
+    with serve(db) as url:
+        severe_console_errors(browser)
+        browser.get(url + "/")
+        wait_for(browser, "#atlas-graph .gl-container canvas", timeout=30)
+        drawn = wait_until(
+            lambda: browser.execute_script(
+                "const gd = document.querySelector('#atlas-graph .js-plotly-plot');"
+                "return gd && gd._fullData ? gd._fullData.filter(t => t.mode === 'markers')"
+                ".reduce((n, t) => n + t._length, 0) : 0;"
+            )
+        )
+        assert drawn == 29_075
+        assert "29,075 models in 2,750 families" in browser.find_element("css selector", "#atlas-stats").text
+        time.sleep(0.5)
+        assert severe_console_errors(browser) == []
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / "atlas-network.png"))
