@@ -24,7 +24,12 @@ def layout(root: str | None = None, **_: Any) -> html.Div:
         return html.Div(
             [
                 html.H1("Families"),
-                html.Ul([html.Li(dcc.Link(f"{r} ({n:,} models)", href=f"/family/{r}")) for r, n in biggest]),
+                html.Ul(
+                    [
+                        html.Li(dcc.Link(f"{r} ({n:,} model{'' if n == 1 else 's'})", href=f"/family/{r}"))
+                        for r, n in biggest
+                    ]
+                ),
             ]
             if biggest
             else [html.H1("Families"), notice("No families yet: the atlas is empty or has no layout.")]

@@ -118,15 +118,17 @@ def licence_view(licences: list[dict[str, Any]]) -> html.Div:
         html.Li(
             [
                 model_link(r["id"]),
-                f" — {fmt(r['license'])}" + (f" ({r['relation']})" if r["relation"] else ""),
+                f" — {r['license'] or 'licence unknown'}" + (f" ({r['relation']})" if r["relation"] else ""),
             ]
         )
         for r in licences
     ]
     distinct = {r["license"] for r in licences if r["license"]}
     note = (
-        "One licence along the whole path."
-        if len(distinct) <= 1
+        "No licence stored along the path."
+        if not distinct
+        else "One licence along the whole path."
+        if len(distinct) == 1
         else f"Licences change along the path: {', '.join(sorted(distinct))}."
     )
     return html.Div([html.Ol(items), html.Div(note, className="stats")])
