@@ -9,7 +9,7 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from app import data, get_source
-from app.components import HUB_URL, fact_table, fmt, model_link, notice, rows_table
+from app.components import HUB_URL, fact_table, model_link, notice, rows_table
 from app.figures import build_layer_chart
 
 dash.register_page(
