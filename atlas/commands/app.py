@@ -90,6 +90,8 @@ def serve_command(
 def serve_database(path: Path, *, host: str = "127.0.0.1", port: int = 8050, quiet: bool = False) -> None:
     """Lay out the atlas if needed, then serve the app on `path` until Ctrl-C (also used by `demo`)."""
     import atexit
+    import signal
+    import sys
 
     if not path.exists():
         raise fail(f"{path}: no such database (run `hubatlas crawl`, `import` or `demo` first)")
@@ -107,6 +109,7 @@ def serve_database(path: Path, *, host: str = "127.0.0.1", port: int = 8050, qui
     dash_app = create_app(path)
     source = dash_app.server.config["HUBATLAS_SOURCE"]
     atexit.register(source.close)  # remove the private snapshot copies on exit
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain `kill` exits through atexit too
     try:
         source.snapshot()
     except AtlasDBError as e:
