@@ -46,11 +46,21 @@ def connect(path: str | os.PathLike[str], *, read_only: bool = False) -> duckdb.
 
 
 def connect_sandboxed(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    """A read-only connection for untrusted SQL: no file or network access, settings locked."""
-    con = connect(path, read_only=True)
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
+    """A read-only connection for untrusted SQL: no file or network access, settings locked.
+
+    The settings are given at open time, so several sandboxed connections to one file can coexist in a
+    process (DuckDB shares one instance per file and refuses a second one with a different configuration).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AtlasDBError(f"{path}: no such database (run `hubatlas crawl`, `import` or `demo` first)")
+    try:
+        return duckdb.connect(str(path), read_only=True, config=SANDBOX_CONFIG)
+    except duckdb.Error as e:
+        raise AtlasDBError(f"{path}: cannot open ({_first_line(e)})") from e
+
+
+SANDBOX_CONFIG = {"enable_external_access": False, "lock_configuration": True}
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
