@@ -71,6 +71,13 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)"
         )
         con.execute("INSERT INTO schema_version VALUES (?, now()) ON CONFLICT DO NOTHING", [SCHEMA_VERSION])
+        # Edges written by a process that did not refresh the lineage table (or by an older version).
+        n_edges, n_sourced = con.execute(
+            "SELECT (SELECT count(*) FROM edges), (SELECT coalesce(sum(n_sources), 0) FROM lineage_best)"
+        ).fetchall()[0]
+        if n_edges != n_sourced:
+            con.execute("DELETE FROM lineage_best")
+            con.execute("INSERT INTO lineage_best SELECT * FROM lineage_live")
     except duckdb.Error as e:
         raise AtlasDBError(f"schema migration failed: {_first_line(e)}") from e
 

@@ -194,8 +194,10 @@ CREATE OR REPLACE MACRO origin_rank(o) AS CASE o
     WHEN 'config' THEN 5 WHEN 'card_text' THEN 6 WHEN 'name' THEN 7 WHEN 'weights' THEN 8
     WHEN 'time' THEN 9 ELSE 10 END;
 
--- One row per (child, parent): the best evidence, with how many sources agree.
-CREATE OR REPLACE VIEW lineage AS
+-- One row per (child, parent): the best evidence, with how many sources agree. Computed live here;
+-- `lineage` below reads the same rows from `lineage_best`, which writers refresh (atlas.store.refresh_lineage)
+-- so the recursive macros walk a plain table instead of re-ranking every edge at each step.
+CREATE OR REPLACE VIEW lineage_live AS
 SELECT child, parent, relation, origin, confidence, merge_weight, flag,
        origin IN ('card', 'tag', 'config', 'adapter_config', 'mergekit') AS declared,
        n_sources
@@ -206,6 +208,14 @@ FROM (
     WINDOW w AS (PARTITION BY child, parent)
 )
 WHERE pick = 1;
+
+CREATE TABLE IF NOT EXISTS lineage_best (
+    child VARCHAR NOT NULL, parent VARCHAR NOT NULL, relation VARCHAR NOT NULL, origin VARCHAR NOT NULL,
+    confidence DOUBLE, merge_weight DOUBLE, flag VARCHAR, declared BOOLEAN, n_sources BIGINT
+);
+
+-- The lineage graph: one row per (child, parent) with the best evidence (see origin_rank for precedence).
+CREATE OR REPLACE VIEW lineage AS SELECT * FROM lineage_best;
 
 -- Every node of the graph: stored models, plus placeholders for parents that are not (deleted or uncrawled).
 CREATE OR REPLACE VIEW nodes AS

@@ -53,9 +53,27 @@ def write_bundles(
             con, "evals", _dedup_key(((e.model_id, e.task, e.metric), e) for b in bundles for e in b.evals)
         )
         upsert(con, "tensors", _dedup(t for b in bundles for t in b.tensors))
+        refresh_lineage(con, ids)
         if also is not None:
             also(con)
     return len(bundles)
+
+
+def refresh_lineage(con: duckdb.DuckDBPyConnection, children: Sequence[str] | None = None) -> None:
+    """Bring `lineage_best` up to date with `edges`, for these children or (None) for all.
+
+    Every writer of `edges` calls this in the same transaction, so `lineage` is never stale.
+    """
+    if children is None:
+        con.execute("DELETE FROM lineage_best")
+        con.execute("INSERT INTO lineage_best SELECT * FROM lineage_live")
+        return
+    ids = list(children)
+    if ids:
+        con.execute("DELETE FROM lineage_best WHERE child IN (SELECT unnest(?))", [ids])
+        con.execute(
+            "INSERT INTO lineage_best SELECT * FROM lineage_live WHERE child IN (SELECT unnest(?))", [ids]
+        )
 
 
 def stored_shas(con: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> dict[str, str | None]:
