@@ -305,8 +305,6 @@ def _with_flag(bundle: ModelBundle, flag: FlagRecord) -> ModelBundle:
 
 
 def _default_bundle_fn() -> BundleFn:
-    try:
-        from crawlers.bundle import bundle_from_info
-    except ImportError:  # card parsing not installed: listing facts only
-        from crawlers.listing_bundle import listing_bundle as bundle_from_info
+    from crawlers.bundle import bundle_from_info
+
     return bundle_from_info

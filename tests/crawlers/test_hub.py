@@ -222,6 +222,9 @@ def test_token_is_sent_but_never_stored_or_printed(
     secret = "hf_" + "x" * 34
     monkeypatch.setenv("HF_TOKEN", secret)
     monkeypatch.delenv("HF_HUB_DISABLE_IMPLICIT_TOKEN")
+    from huggingface_hub import constants  # read at import time: undo the sandbox's switch here too
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)
     args = ["crawl", "--root", BLOOM, "--root", "nobody/missing", "--endpoint", replay_hub.url, "-q"]
     result = CliRunner().invoke(app, [*args, "--db", str(db_path)])
     assert result.exit_code == 0, result.output
