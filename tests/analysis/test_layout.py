@@ -8,6 +8,7 @@ from pathlib import Path
 
 from analysis.layout import compute_layout, iter_components, layout_is_stale, write_layout
 from atlas import db
+from atlas.store import refresh_lineage
 
 
 def test_components_are_families_largest_first() -> None:
@@ -52,6 +53,7 @@ def test_write_layout_covers_nodes_and_detects_staleness(db_path: Path) -> None:
     con.execute(
         "INSERT INTO edges (child, parent, relation, origin) VALUES ('o/ft', 'o/base', 'finetune', 'card'), ('o/ft', 'gone/parent', 'merge', 'card')"
     )
+    refresh_lineage(con)
     assert layout_is_stale(con)
     assert write_layout(con) == 3  # the deleted parent is a placeholder node and gets a point too
     assert not layout_is_stale(con)

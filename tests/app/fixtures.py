@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atlas import db
+from atlas.store import refresh_lineage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_SQL = Path(__file__).with_name("sql") / "small_atlas.sql"
@@ -23,6 +24,7 @@ def build_small_atlas(path: Path, *, layout: bool = True) -> Path:
     """A database with two families, a merge, an inferred edge, kinship and merge suggestions."""
     con = db.connect(path)
     con.execute(FIXTURE_SQL.read_text(encoding="utf-8"))
+    refresh_lineage(con)
     if layout:
         from analysis.layout import write_layout
 
@@ -52,6 +54,7 @@ def build_network_atlas(path: Path, network_dir: Path, *, layout: bool = True) -
         """,
         [str(network_dir / "edges.csv")],
     )
+    refresh_lineage(con)
     if layout:
         from analysis.layout import write_layout
 

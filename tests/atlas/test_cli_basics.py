@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from atlas import db
+from atlas.store import refresh_lineage
 from atlas.cli import app
 
 runner = CliRunner()
@@ -23,6 +24,7 @@ def _seed(path: Path) -> None:
     con.execute(
         "INSERT INTO edges (child, parent, relation, origin) VALUES ('org/ft', 'org/base', 'finetune', 'tag')"
     )
+    refresh_lineage(con)
     con.close()
 
 
