@@ -7,7 +7,6 @@ one thread with deterministic algorithms, and creation times come from the plan,
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from analysis.zoo_model import ARCHS, StateDict, init_state
 from analysis.zoo_plan import ModelSpec, plan_zoo
 from analysis.zoo_tasks import TASKS, accuracy
 from analysis.zoo_train import TrainConfig, apply_lora, train, train_lora
+from analysis.zoo_write import write_model
 
 EPOCH = datetime(2025, 1, 6, 9, 0, 0)  # the first base model's creation time (UTC)
 LORA_R, LORA_ALPHA = 4, 8
@@ -116,8 +116,6 @@ def _build(
         after = max((created[p] for p in spec.parents), default=EPOCH - timedelta(hours=spec.hours_after))
         created[spec.id] = when = after + timedelta(hours=spec.hours_after)
         scores = {t: accuracy(sd, t, arch) for t in TASKS}
-        from analysis.zoo_write import write_model
-
         write_model(out_dir, spec, sd if lora is None else None, lora, scores, when, (LORA_R, LORA_ALPHA))
         entries.append(_entry(spec, when, scores))
         if progress:
@@ -139,11 +137,3 @@ def _entry(spec: ModelSpec, when: datetime, scores: dict[str, float]) -> dict:
         "scores": scores, "kind": spec.kind, "arch": spec.arch, "family": spec.family, "tasks": list(spec.tasks),
         "dtype": spec.dtype, "license": spec.license, "method": spec.method, "merge_weights": list(spec.weights) or None,
     }  # fmt: skip
-
-
-def set_times(folder: Path, when: datetime) -> None:
-    """Stamp every file of a model folder with its creation time (UTC)."""
-    ts = when.replace(tzinfo=timezone.utc).timestamp()
-    for f in folder.iterdir():
-        if f.is_file():
-            os.utime(f, (ts, ts))

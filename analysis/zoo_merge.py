@@ -30,7 +30,7 @@ def merge_ties(
         base = base.float()
         deltas = torch.stack([sd[name].float() - base for sd in sds])  # (n_models, *shape)
         flat = deltas.reshape(len(sds), -1)  # (n_models, n_coords)
-        k = max(1, int(round(density * flat.shape[1])))
+        k = max(1, round(density * flat.shape[1]))
         thresh = flat.abs().kthvalue(flat.shape[1] - k + 1, dim=1, keepdim=True).values  # (n_models, 1)
         trimmed = torch.where(flat.abs() >= thresh, flat, torch.zeros_like(flat))
         w = torch.tensor(list(weights), dtype=torch.float32)[:, None]  # (n_models, 1)

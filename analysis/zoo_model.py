@@ -81,7 +81,7 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor
 
 def _rope(x: torch.Tensor, theta: float) -> torch.Tensor:
     """Rotary position embedding on (batch, heads, seq, head_dim), half-split like Llama."""
-    b, nh, t, d = x.shape
+    t, d = x.shape[-2:]
     inv = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.float32) / d))  # (d/2,)
     ang = torch.arange(t, dtype=torch.float32)[:, None] * inv[None, :]  # (seq, d/2)
     cos, sin = torch.cat([ang.cos()] * 2, -1), torch.cat([ang.sin()] * 2, -1)  # (seq, d)
