@@ -85,7 +85,7 @@ def bundle_from_info(
     if "adapter_config.json" in files:
         try:
             base = json.loads(files["adapter_config.json"]).get("base_model_name_or_path")
-            if base:
+            if base and not _is_local_path(str(base)):  # a training machine's path names no repo
                 edge(base, "adapter", "adapter_config")
         except (json.JSONDecodeError, AttributeError):
             flags.append(FlagRecord(mid, "bad_adapter_config", "adapter_config.json is not a JSON object"))
@@ -100,6 +100,10 @@ def bundle_from_info(
     tags = tuple(TagRecord(mid, str(t)) for t in front.get("tags") or [] if isinstance(t, str | int))
     sib = tuple(FileRecord(mid, s["rfilename"], s.get("size")) for s in info.get("siblings") or [])
     return ModelBundle(model, tags, card, tuple(edges), sib, tuple(flags), tuple(_evals(mid, front)))
+
+
+def _is_local_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _evals(mid: str, front: dict) -> list[EvalRecord]:
