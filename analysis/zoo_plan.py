@@ -230,7 +230,9 @@ def _grow_family(rng: random.Random, owner: str, arch: str, n_models: int) -> li
         op = rng.choices(list(BENCH_OPS), weights=list(BENCH_OPS.values()))[0]
         parent = rng.choice([m for m in full if depth[m] < 4])
         lic_child = lic if rng.random() < 0.85 else rng.choice(LICENSES)
-        task = rng.choice(tasks)
+        # Fans: siblings from one parent are usually trained for different things.
+        used = {s.tasks[0] for s in specs if s.parents == (parent,) and s.tasks}
+        task = rng.choice([t for t in tasks if t not in used] or tasks)
         common = dict(arch=arch, family=base, license=lic_child)
         if op == "finetune":
             mid = name("ft", task)
