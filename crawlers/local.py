@@ -18,11 +18,7 @@ from pathlib import Path
 
 from atlas.records import FileRecord, FlagRecord, ModelBundle, TensorRecord
 from atlas.safetensors_header import HeaderError, read_local_header
-
-try:
-    from crawlers.bundle import bundle_from_info
-except ImportError:  # pragma: no cover - until the shared card parser is present
-    from crawlers._bundle_fallback import bundle_from_info
+from crawlers.bundle import bundle_from_info
 
 MARKERS = ("config.json", "adapter_config.json", "model.safetensors.index.json")
 REPO_FILES = ("config.json", "adapter_config.json", "mergekit_config.yml")  # small files read as text
