@@ -32,6 +32,31 @@ def accuracy_table(models: list[dict]) -> dict:
     return out
 
 
+def nearest_earlier_accuracy(root: Path, models: list[dict]) -> dict:
+    """How recoverable lineage is: share of single-parent models whose nearest (full-weight L2) earlier
+    model of the same architecture is their true parent, per relation kind."""
+    import torch
+
+    from analysis.zoo import load_state
+
+    flat = {
+        m["id"]: torch.cat([v.flatten() for _, v in sorted(load_state(root / m["path"]).items())])
+        for m in models
+    }
+    hits: dict[str, list[bool]] = {}
+    for m in models:
+        if len(m["parents"]) != 1:
+            continue
+        earlier = [c["id"] for c in models if c["arch"] == m["arch"] and c["created_at"] < m["created_at"]]
+        best = min(earlier, key=lambda c: float((flat[c] - flat[m["id"]]).norm()))
+        hits.setdefault(m["kind"], []).append(best == m["parents"][0])
+    every = [h for v in hits.values() for h in v]
+    return {
+        "all": round(sum(every) / len(every), 4),
+        **{k: round(sum(v) / len(v), 4) for k, v in hits.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["small", "bench"])
@@ -42,11 +67,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             summary = build_zoo(Path(tmp), seed=args.seed, size=size)
             models = json.loads(summary.lineage_path.read_text())["models"]
+            recover = nearest_earlier_accuracy(Path(tmp), models)
             nbytes = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
         results[size] = {
             "seed": args.seed, "models": summary.n_models, "declared": summary.n_declared,
             "relations": summary.relations, "build_seconds": summary.seconds, "bytes": nbytes,
-            "accuracy": accuracy_table(models),
+            "accuracy": accuracy_table(models), "nearest_earlier_parent_accuracy": recover,
         }  # fmt: skip
         print(size, json.dumps(results[size], indent=1))
     out = Path(__file__).resolve().parent / "results" / "zoo.json"

@@ -36,17 +36,17 @@ def is_model_folder(folder: Path) -> bool:
 
 
 def iter_model_folders(root: Path) -> Iterator[Path]:
-    """Model folders under `root` in sorted order (hidden folders skipped)."""
+    """Model folders under `root` in sorted order (hidden folders skipped); `root` itself when it is one."""
     for dirpath, dirnames, _ in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
-        if here != root and is_model_folder(here):
+        if is_model_folder(here):
             yield here
 
 
 def folder_id(root: Path, folder: Path) -> str:
     """`owner/name` of a model folder from its path under the root."""
-    parts = folder.relative_to(root).parts
+    parts = folder.relative_to(root).parts or (root.name,)
     if len(parts) == 1:
         return f"local/{parts[0]}"
     return f"{parts[0]}/{'--'.join(parts[1:])}"

@@ -131,11 +131,14 @@ def test_sharded_checkpoint_and_missing_shard(tmp_path: Path) -> None:
     flags = {f.flag: f.detail for f in b.flags}
     assert flags["missing_shard"] == "model-00002-of-00002.safetensors"
     assert sorted(t.name for t in b.tensors) == ["a", "b"]
+    (alone,) = scan(folder)  # a single model folder scans as itself
+    assert alone.model.id == "local/sharded"
 
 
 def test_folder_ids(tmp_path: Path) -> None:
     assert folder_id(tmp_path, tmp_path / "org" / "m") == "org/m"
     assert folder_id(tmp_path, tmp_path / "m") == "local/m"
+    assert folder_id(tmp_path / "m", tmp_path / "m") == "local/m"
     assert folder_id(tmp_path, tmp_path / "org" / "m" / "checkpoint-500") == "org/m--checkpoint-500"
 
 
