@@ -180,6 +180,8 @@ def all_pairs(
                 v = KINSHIP_METRICS[m](stats).cpu()  # (bi, bj)
                 out[m][i : i + di.shape[0], j : j + dj.shape[0]] = v
                 out[m][j : j + dj.shape[0], i : i + di.shape[0]] = v.T
+    if "l2" in out:
+        out["l2"].fill_diagonal_(0.0)  # exact: a model is at distance 0 from itself, whatever the rounding
     return out
 
 
