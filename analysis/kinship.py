@@ -38,6 +38,7 @@ class PairStats:
 
 
 KINSHIP_METRICS: dict[str, Callable[[PairStats], torch.Tensor]] = {}
+MASK_METRICS = frozenset({"sign_conflict", "topk_overlap"})  # need the top-k masks (two more products)
 
 
 def kinship_metric(
@@ -102,14 +103,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def topk_masks(deltas: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row, the mask of the top `fraction` |δ| (non-zero) coordinates, as +1/-1/0 signs and 0/1."""
-    mag = deltas.abs()  # (b, n)
+def topk_threshold(deltas: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Per row, the smallest |δ| among its top `fraction` coordinates: (b, 1)."""
     k = max(1, round(fraction * deltas.shape[1]))
-    thr = torch.topk(mag, k, dim=1, sorted=False).values.min(dim=1, keepdim=True).values  # (b, 1)
-    mask = (mag >= thr) & (mag > 0)  # (b, n)
-    signs = torch.sign(deltas) * mask  # (b, n)
-    return signs.to(torch.float32), mask.to(torch.float32)
+    return torch.topk(deltas.abs(), k, dim=1, sorted=False).values.min(dim=1, keepdim=True).values
+
+
+def topk_masks(deltas: torch.Tensor, threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k |δ| (non-zero) coordinates of each row, as +1/-1/0 signs and a 0/1 mask (float32)."""
+    mag = deltas.abs()  # (b, n)
+    mask = (mag >= threshold) & (mag > 0)  # (b, n)
+    return (torch.sign(deltas) * mask).to(torch.float32), mask.to(torch.float32)
 
 
 def _gram64(a: torch.Tensor, b: torch.Tensor, slab: int) -> torch.Tensor:
@@ -163,11 +167,18 @@ def all_pairs(
     ref = None if reference is None else reference.to(dev, torch.float32)
     starts = list(range(0, n, config.block))
 
-    def block(s: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    masks = any(m in MASK_METRICS for m in names)
+    thresholds: dict[int, torch.Tensor] = {}  # per block, computed once: top-k is the costly part
+
+    def block(s: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         d = weights[s : s + config.block].to(dev, torch.float32)  # (b, n_coords)
         if ref is not None:
             d = d - ref
-        return d, topk_masks(d, config.topk_fraction)
+        if not masks:
+            return d, None
+        if s not in thresholds:
+            thresholds[s] = topk_threshold(d, config.topk_fraction)
+        return d, topk_masks(d, thresholds[s])
 
     for i in starts:
         di, mi = block(i)
