@@ -10,8 +10,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from atlas import db
-from atlas.store import refresh_lineage
 from atlas.cli import app
+from atlas.store import refresh_lineage
 
 runner = CliRunner()
 
