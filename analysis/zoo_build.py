@@ -136,4 +136,5 @@ def _entry(spec: ModelSpec, when: datetime, scores: dict[str, float]) -> dict:
         "declared": spec.declared, "created_at": when.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z"),
         "scores": scores, "kind": spec.kind, "arch": spec.arch, "family": spec.family, "tasks": list(spec.tasks),
         "dtype": spec.dtype, "license": spec.license, "method": spec.method, "merge_weights": list(spec.weights) or None,
+        "merge_base": spec.family if spec.method == "ties" else None,
     }  # fmt: skip
