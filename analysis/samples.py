@@ -83,20 +83,23 @@ def load_sample(path: Path) -> StoredSample:
 def list_jobs(
     con: duckdb.DuckDBPyConnection, ids: list[str] | None, *, endpoint: str | None = None
 ) -> tuple[list[SampleJob], list[str]]:
-    """Jobs for the given models (all models when None) and the ids that cannot be sampled (unknown id, no location)."""
+    """Jobs for the given models (all when None; dump-only snapshot models only with an endpoint) and the ids
+    that cannot be sampled (unknown id, no location)."""
     rows = query_dicts(
         con,
         """SELECT m.id, m.source, m.location, list(f.path ORDER BY f.path) FILTER (WHERE f.path IS NOT NULL) AS files
            FROM models m LEFT JOIN files f ON f.model_id = m.id
-           WHERE ? OR m.id IN (SELECT unnest(?)) GROUP BY ALL ORDER BY m.id""",
-        [ids is None, ids or []],
+           WHERE (? AND (m.source <> 'snapshot' OR ?)) OR m.id IN (SELECT unnest(?)) GROUP BY ALL ORDER BY m.id""",
+        [ids is None, endpoint is not None, ids or []],
     )
     found = {r["id"] for r in rows}
     missing = [i for i in ids or [] if i not in found]
     jobs = []
     for r in rows:
         remote = r["source"] in ("hub", "snapshot")
-        location = (endpoint or r["location"]) if remote else r["location"]
+        # A snapshot's location is the dump file: its weights are on the Hub, reachable only via --endpoint.
+        stored = r["location"] if r["source"] != "snapshot" else None
+        location = (endpoint or stored) if remote else stored
         if not location:
             missing.append(r["id"])
             continue
