@@ -147,7 +147,14 @@ def pair_reference(a: str, b: str, anc: dict[str, dict[str, int]], sampled: set[
 
 
 def _matrix(models: list[str], keys: list[Key], vectors: dict[str, dict[Key, np.ndarray]]) -> torch.Tensor:
-    rows = [np.concatenate([vectors[m][k].ravel() for k in keys]) for m in models]
+    """Stack the models' samples; each tensor's rows are weighted by √(its rows / sampled rows), so every
+    tensor counts in products and distances as much as it does in the whole checkpoint (an unbiased
+    estimate of the full-weight Gram matrix, hence of full-weight L2 too)."""
+
+    def weight(k: Key, v: np.ndarray) -> float:
+        return float(np.sqrt(k[1][0] / v.shape[0])) if len(k[1]) > 1 else 1.0
+
+    rows = [np.concatenate([vectors[m][k].ravel() * weight(k, vectors[m][k]) for k in keys]) for m in models]
     return torch.from_numpy(np.stack(rows).astype(np.float32, copy=False))  # (n_models, n_coords)
 
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-MERGE_GAP = 4096  # ranges closer than this are read as one (a request costs more than a few KB)
+MERGE_GAP = 1024  # ranges closer than this are read as one (a request costs more than a KB)
 HEAD_PROBE = 65536  # first read of a file: the 8-byte length and, usually, the whole header
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 

@@ -183,14 +183,24 @@ def _read_header(run: _Run, file: str) -> Header:
     return header
 
 
-def _plan(scheme: Scheme, t: TensorRecord) -> tuple[int, int, int] | None:
-    """(first row, rows, values per row) of a tensor under the scheme, or None when skipped."""
+def _plan(scheme: Scheme, t: TensorRecord) -> tuple[int, int, int, int] | None:
+    """(first row, rows, stride, values per row) of a tensor under the scheme, or None when skipped."""
     plan = scheme.rows_for(t.name, t.shape)
     if plan is None:
         return None
     if len(t.shape) == 1:
-        return 0, 1, t.shape[0]
-    return plan[0], plan[1], math.prod(t.shape[1:])
+        return 0, 1, 1, t.shape[0]
+    return *plan, math.prod(t.shape[1:])
+
+
+def row_ranges(data_start: int, start: int, k: int, stride: int, row_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of rows start, start + stride, ... (one range when the rows are adjacent)."""
+    if stride == 1:
+        return [(data_start + start * row_bytes, data_start + (start + k) * row_bytes)]
+    return [
+        (data_start + r * row_bytes, data_start + (r + 1) * row_bytes)
+        for r in range(start, start + k * stride, stride)
+    ]
 
 
 def _check_dtypes(run: _Run, tensors: tuple[TensorRecord, ...] | list[TensorRecord]) -> None:
@@ -213,18 +223,18 @@ def _sample_file(
         plan = _plan(run.scheme, t)
         if plan is None:
             continue
-        start, k, row_len = plan
-        item = DTYPE_SIZES[t.dtype]
-        lo = t.data_start + start * row_len * item
-        wanted.append((t, start, k, row_len, (lo, lo + k * row_len * item)))
-    datas = read_ranges(run.source, file, [w[4] for w in wanted], in_flight=run.in_flight)
+        start, k, stride, row_len = plan
+        ranges = row_ranges(t.data_start, start, k, stride, row_len * DTYPE_SIZES[t.dtype])
+        wanted.append((t, start, k, row_len, ranges))
+    datas = read_ranges(run.source, file, [r for w in wanted for r in w[4]], in_flight=run.in_flight)
     out = []
-    for t, start, k, row_len, rng in wanted:
-        raw = datas[rng]
-        if len(raw) != rng[1] - rng[0]:
+    for t, start, k, row_len, ranges in wanted:
+        raw = b"".join(datas[r] for r in ranges)
+        expected = sum(hi - lo for lo, hi in ranges)
+        if len(raw) != expected:
             raise SampleError(
                 f"{run.model_id}/{file}: tensor {t.name!r} is cut short (got {len(raw)} of "
-                f"{rng[1] - rng[0]} bytes; truncated file?)"
+                f"{expected} bytes; truncated file?)"
             )
         out.append(TensorSample(t.name, t.shape, start, decode(raw, t.dtype).reshape(k, row_len)))
     return out
@@ -293,20 +303,20 @@ def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[Tenso
                 f"do not match r={r}"
             )
         name, shape = module + ".weight", (b.shape[0], a.shape[1])
-        start, k = run.scheme.rows_for(name, shape) or (0, 0)
+        start, k, stride = run.scheme.rows_for(name, shape) or (0, 0, 1)
         if k == 0:
             continue
-        b_item = DTYPE_SIZES[b.dtype]
-        b_rng = (b.data_start + start * r * b_item, b.data_start + (start + k) * r * b_item)
-        wanted.append((name, shape, start, k, a, b, (a.data_start, a.data_end), b_rng))
-    ranges = [w[6] for w in wanted] + [w[7] for w in wanted]
+        b_rngs = row_ranges(b.data_start, start, k, stride, r * DTYPE_SIZES[b.dtype])
+        wanted.append((name, shape, start, k, a, b, (a.data_start, a.data_end), b_rngs))
+    ranges = [w[6] for w in wanted] + [rng for w in wanted for rng in w[7]]
     datas = read_ranges(run.source, ADAPTER_FILE, ranges, in_flight=run.in_flight)
     out = []
-    for name, shape, start, k, a, b, a_rng, b_rng in wanted:
-        if len(datas[a_rng]) != a_rng[1] - a_rng[0] or len(datas[b_rng]) != b_rng[1] - b_rng[0]:
+    for name, shape, start, k, a, b, a_rng, b_rngs in wanted:
+        b_raw = b"".join(datas[rng] for rng in b_rngs)
+        if len(datas[a_rng]) != a_rng[1] - a_rng[0] or len(b_raw) != sum(hi - lo for lo, hi in b_rngs):
             raise SampleError(f"{run.model_id}/{ADAPTER_FILE}: {name} is cut short (truncated file?)")
         a_val = decode(datas[a_rng], a.dtype).reshape(a.shape).astype(np.float64)  # (r, in)
-        b_rows = decode(datas[b_rng], b.dtype).reshape(k, r).astype(np.float64)  # (k, r)
+        b_rows = decode(b_raw, b.dtype).reshape(k, r).astype(np.float64)  # (k, r)
         delta = (scaling * b_rows @ a_val).astype(np.float32)  # (k, in)
         out.append(TensorSample(name, shape, start, delta))
     base = config.get("base_model_name_or_path")

@@ -1,8 +1,9 @@
 """Sampling schemes as data: which rows of which tensors a sample reads.
 
-A scheme picks, for a tensor name and shape, one contiguous run of rows whose start is a seeded hash of
-(scheme seed, tensor name, shape): every model holding a tensor of that name and shape is sampled at the
-same coordinates, and the bytes read are contiguous.
+A scheme picks, for a tensor name and shape, `count` rows spread evenly over the matrix (every `stride`-th
+row) from an offset that is a seeded hash of (scheme seed, tensor name, shape): every model holding a tensor
+of that name and shape is sampled at the same coordinates, each row is contiguous bytes, and spreading the
+rows keeps row-structured deltas (token embeddings, attention heads) represented in proportion.
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ class Scheme:
     # model, a constant offset that makes unrelated models look correlated in raw-weight Pearson.
     vectors: str
 
-    def rows_for(self, name: str, shape: tuple[int, ...]) -> tuple[int, int] | None:
-        """The (first row, row count) to read of a tensor, or None when the scheme skips it."""
+    def rows_for(self, name: str, shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+        """The (first row, row count, stride) to read of a tensor, or None when the scheme skips it."""
         if len(shape) == 0 or math.prod(shape) == 0:
             return None
         if len(shape) == 1:
-            return (0, 1) if self.vectors == "whole" else None
+            return (0, 1, 1) if self.vectors == "whole" else None
         n_rows, row_len = shape[0], math.prod(shape[1:])
         k = max(math.ceil(self.fraction * n_rows), math.ceil(self.min_values / row_len), 1)
         k = min(k, self.max_rows, n_rows)
-        start = _hash(self.seed, name, shape) % (n_rows - k + 1)
-        return start, k
+        stride = n_rows // k
+        start = _hash(self.seed, name, shape) % stride
+        return start, k, stride
 
 
 def _hash(seed: int, name: str, shape: tuple[int, ...]) -> int:
