@@ -41,7 +41,12 @@ def main() -> None:
         stats = import_bundles(con, iter_snapshot_bundles(network), quiet=True)
         con.close()
         con = db.connect(path, read_only=True)
-        biggest = [r[0] for r in con.execute("SELECT parent, count(*) FROM lineage GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5").fetchall()]
+        biggest = [
+            r[0]
+            for r in con.execute(
+                "SELECT parent, count(*) FROM lineage GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5"
+            ).fetchall()
+        ]
         leaves = [r[0] for r in con.execute("SELECT child FROM lineage ORDER BY child LIMIT 5").fetchall()]
         big_root = con.execute("SELECT root FROM families ORDER BY size DESC LIMIT 1").fetchall()[0][0]
         result = {
@@ -49,9 +54,13 @@ def main() -> None:
             "edges": con.execute("SELECT count(*) FROM lineage").fetchall()[0][0],
             "import_seconds": round(stats.seconds, 2),
             "biggest_family_root": big_root,
-            "descendants_ms_median_over_top5_parents": statistics.median(_time_ms(con, "SELECT * FROM descendants(?)", [m]) for m in biggest),
+            "descendants_ms_median_over_top5_parents": statistics.median(
+                _time_ms(con, "SELECT * FROM descendants(?)", [m]) for m in biggest
+            ),
             "descendants_ms_biggest_family_root": _time_ms(con, "SELECT * FROM descendants(?)", [big_root]),
-            "ancestors_ms_median": statistics.median(_time_ms(con, "SELECT * FROM ancestors(?)", [m]) for m in leaves),
+            "ancestors_ms_median": statistics.median(
+                _time_ms(con, "SELECT * FROM ancestors(?)", [m]) for m in leaves
+            ),
             "family_ms_biggest": _time_ms(con, "SELECT * FROM family(?)", [big_root], repeat=3),
             "siblings_ms": _time_ms(con, "SELECT * FROM siblings(?)", [leaves[0]]),
             "families_ms": _time_ms(con, "SELECT * FROM families", [], repeat=3),
