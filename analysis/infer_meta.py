@@ -86,18 +86,18 @@ _QUANT_TOKEN_RE = re.compile(
 # hidden (`python bench/bench_infer.py --calibrate`; see bench/results/infer.json). Kinds with too few
 # observations there keep a conservative prior.
 CONFIDENCE: dict[str, float] = {
-    "trainer_link": 0.95,
+    "trainer_link": 0.996,
     "trainer_plain": 0.9,
-    "quantized_of": 0.9,
-    "original_model": 0.85,
+    "quantized_of": 0.923,
+    "original_model": 0.968,
     "merge_list": 0.8,
     "merge_base": 0.8,
     "adapter_of": 0.7,
     "distilled_from": 0.6,
-    "finetuned_from": 0.7,
-    "based_on": 0.5,
+    "finetuned_from": 0.857,
+    "based_on": 0.979,
     "name_same_owner": 0.9,
-    "name_other_owner": 0.8,
+    "name_other_owner": 0.848,
 }
 # Multipliers from upload time: a parent uploaded after its child is rarely right (0.3% of Hub edges).
 TIME_FACTOR: dict[str, float] = {"agrees": 1.0, "unknown": 1.0, "contradicts": 0.2}
