@@ -140,6 +140,7 @@ def detect_merges(
     min_share: float = 0.2,
     max_residual: float = 0.5,
     candidates: int = 6,
+    leaves: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, tuple[tuple[str, float], tuple[str, float]]]:
     """Models better explained as a convex combination of two others than by their tree parent.
 
@@ -163,7 +164,7 @@ def detect_merges(
         dvp = d(v, p)
         if ref is None or not dvp:
             continue
-        near = [u for _, u in sorted(neighbours[v])[:candidates] if u not in (v, ref) and tree.get(u) != v]
+        near = [u for _, u in sorted(neighbours[v])[:candidates] if u not in (v, ref) and u not in leaves and tree.get(u) != v]
         best = None
         for i, a in enumerate(near):
             for b in near[i + 1 :]:
@@ -217,8 +218,14 @@ def weight_edges(
     for c, ps in (known_parents or {}).items():
         if ps:
             full_tree[c] = ps[0]
-    merges = detect_merges(full_tree, distances)
     by_id = {n.id: n for n in nodes}
+    nearest: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for (a, b), dd in distances.items():
+        nearest[a].append((dd, b))
+        nearest[b].append((dd, a))
+    for lst in nearest.values():
+        lst.sort()
+    merges = detect_merges(full_tree, distances, leaves={n.id for n in nodes if n.leaf})
     edges: list[EdgeRecord] = []
     for child, (parent, cost) in sorted(tree_cost.items()):
         if child in merges:
@@ -227,9 +234,7 @@ def weight_edges(
                                         f"convex combination of two models, weight {w:.2f}"))  # fmt: skip
             continue
         dist = distances.get((child, parent) if child < parent else (parent, child), 0.0)
-        others = sorted(
-            dd for (a, b), dd in distances.items() if child in (a, b) and parent not in (a, b)
-        )[:1]
+        others = [dd for dd, u in nearest.get(child, []) if u != parent][:1]
         relation = "quantized" if by_id.get(child) and by_id[child].leaf else "finetune"
         if dist <= cfg.duplicate_l2:
             relation = "quantized" if relation == "quantized" else "finetune"
