@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import duckdb
 
-from atlas.db import query_dicts, transaction, upsert
-from atlas.records import DECLARED_ORIGINS, EdgeRecord
-
 from analysis.infer_meta import ModelFacts, infer_metadata_edges, split_name_suffix
 from analysis.infer_weights import WeightNode, WeightsConfig, break_cycles, nearest_earlier, weight_edges
+from atlas.db import query_dicts, transaction, upsert
+from atlas.records import DECLARED_ORIGINS, EdgeRecord
 
 INFERRED_ORIGINS = ("card_text", "name", "weights", "time")
 
@@ -43,7 +42,9 @@ def declared_parents(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
 def load_weights(con: duckdb.DuckDBPyConnection) -> tuple[list[WeightNode], dict[tuple[str, str], float]]:
     """Nodes with kurtosis and distances (kinship `l2`, a < b) for every model that has kinship rows."""
     dist: dict[tuple[str, str], float] = {}
-    for a, b, l2 in con.execute("SELECT a, b, min(l2) FROM kinship WHERE l2 IS NOT NULL GROUP BY a, b").fetchall():
+    for a, b, l2 in con.execute(
+        "SELECT a, b, min(l2) FROM kinship WHERE l2 IS NOT NULL GROUP BY a, b"
+    ).fetchall():
         dist[(a, b) if a < b else (b, a)] = float(l2)
     ids = sorted({x for pair in dist for x in pair})
     rows = query_dicts(
@@ -59,7 +60,9 @@ def load_weights(con: duckdb.DuckDBPyConnection) -> tuple[list[WeightNode], dict
     return nodes, dist
 
 
-def _replace_inferred(con: duckdb.DuckDBPyConnection, origins: tuple[str, ...], edges: list[EdgeRecord]) -> None:
+def _replace_inferred(
+    con: duckdb.DuckDBPyConnection, origins: tuple[str, ...], edges: list[EdgeRecord]
+) -> None:
     with transaction(con):
         con.execute("DELETE FROM edges WHERE origin IN (SELECT unnest(?))", [list(origins)])
         upsert(con, "edges", edges)
@@ -97,7 +100,9 @@ def run_infer(con: duckdb.DuckDBPyConnection, *, weights: bool = False) -> Infer
     )
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, *, hide: float = 0.9, seed: int = 0, weights: bool = True) -> dict:
+def evaluate(
+    con: duckdb.DuckDBPyConnection, *, hide: float = 0.9, seed: int = 0, weights: bool = True
+) -> dict:
     """Hide a fraction of declared children, infer, and report accuracy per relation with baselines.
 
     Accuracy = share of hidden (child, parent) edges whose parent is among the child's inferred parents.
@@ -105,9 +110,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, *, hide: float = 0.9, seed: int = 0
     """
     declared = declared_parents(con)
     relation = dict(
-        con.execute(
-            "SELECT child || '\x00' || parent, relation FROM lineage WHERE declared"
-        ).fetchall()
+        con.execute("SELECT child || '\x00' || parent, relation FROM lineage WHERE declared").fetchall()
     )
     rng = random.Random(seed)
     children = sorted(declared)
@@ -142,8 +145,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, *, hide: float = 0.9, seed: int = 0
         report["methods"][name] = {
             "accuracy": round(sum(ok.values()) / n, 4) if n else None,
             "hidden_edges": n,
-            "per_relation": {r: {"hidden": total[r], "recovered": ok[r], "accuracy": round(ok[r] / total[r], 4)}
-                             for r in sorted(total)},  # fmt: skip
+            "per_relation": {
+                r: {"hidden": total[r], "recovered": ok[r], "accuracy": round(ok[r] / total[r], 4)}
+                for r in sorted(total)
+            },  # fmt: skip
         }
     return report
 

@@ -72,10 +72,58 @@ _MERGE_BASE = _p(r"using\s+(?:" + _LINK + "|" + _BARE_B + r")\s+as a base")
 
 # Name tokens (split on - _ .) that mark a quantized export, and those that mark a format conversion.
 QUANT_TOKENS = frozenset(
-    ["gguf", "ggml", "awq", "gptq", "exl2", "exl3", "bnb", "2bit", "3bit", "4bit", "5bit", "6bit", "8bit", "int4", "int8", "nf4", "fp8", "fp4", "w4a16", "w8a8", "w8a16", "hqq", "aqlm", "quantized", "quant", "quants", "imatrix", "i1", "fp16", "bf16", "f16", "gptqmodel", "marlin", "eetq"]
+    [
+        "gguf",
+        "ggml",
+        "awq",
+        "gptq",
+        "exl2",
+        "exl3",
+        "bnb",
+        "2bit",
+        "3bit",
+        "4bit",
+        "5bit",
+        "6bit",
+        "8bit",
+        "int4",
+        "int8",
+        "nf4",
+        "fp8",
+        "fp4",
+        "w4a16",
+        "w8a8",
+        "w8a16",
+        "hqq",
+        "aqlm",
+        "quantized",
+        "quant",
+        "quants",
+        "imatrix",
+        "i1",
+        "fp16",
+        "bf16",
+        "f16",
+        "gptqmodel",
+        "marlin",
+        "eetq",
+    ]
 )
 CONVERSION_TOKENS = frozenset(
-    ["mlx", "onnx", "openvino", "ov", "coreml", "tflite", "ct2", "ctranslate2", "tensorrt", "trt", "mnn", "rknn"]
+    [
+        "mlx",
+        "onnx",
+        "openvino",
+        "ov",
+        "coreml",
+        "tflite",
+        "ct2",
+        "ctranslate2",
+        "tensorrt",
+        "trt",
+        "mnn",
+        "rknn",
+    ]
 )
 # Quant-level tokens like q4_k_m, q8_0, 4bpw, 4.65bpw, 4b (as in -4b) are matched by pattern.
 _QUANT_TOKEN_RE = re.compile(

@@ -57,7 +57,9 @@ def build_family(prefix: str, n_models: int, *, dim: int = 256, seed: int = 0) -
         elif kind == "chain":
             prev = p
             for j in range(int(rng.integers(2, 5))):
-                prev = add(f"ckpt-{i}-{j}", vecs[prev] + 0.15 * rng.standard_normal(dim), [prev], "checkpoint")
+                prev = add(
+                    f"ckpt-{i}-{j}", vecs[prev] + 0.15 * rng.standard_normal(dim), [prev], "checkpoint"
+                )
                 experts.append(prev)
         elif kind == "quantized":
             add(f"ft-{i}-q4", vecs[p] + 0.01 * rng.standard_normal(dim), [p], "quantized", leaf=True)

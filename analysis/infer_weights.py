@@ -14,9 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from atlas.records import EdgeRecord
-
 from analysis.infer_meta import CREATED_AT_FLOOR
+from atlas.records import EdgeRecord
 
 
 @dataclass(frozen=True)
@@ -164,7 +163,11 @@ def detect_merges(
         dvp = d(v, p)
         if ref is None or not dvp:
             continue
-        near = [u for _, u in sorted(neighbours[v])[:candidates] if u not in (v, ref) and u not in leaves and tree.get(u) != v]
+        near = [
+            u
+            for _, u in sorted(neighbours[v])[:candidates]
+            if u not in (v, ref) and u not in leaves and tree.get(u) != v
+        ]
         best = None
         for i, a in enumerate(near):
             for b in near[i + 1 :]:

@@ -15,11 +15,15 @@ from atlas.output import FORMATS, format_rows
 @app.command("infer")
 def infer_command(
     db: DbOpt = None,
-    weights: Annotated[bool, typer.Option("--weights", help="Also infer from sampled weight kinship.")] = False,
+    weights: Annotated[
+        bool, typer.Option("--weights", help="Also infer from sampled weight kinship.")
+    ] = False,
     evaluate: Annotated[
         bool, typer.Option("--evaluate", help="Hide declared edges, infer, print accuracy; writes nothing.")
     ] = False,
-    hide: Annotated[float, typer.Option("--hide", min=0.0, max=1.0, help="Fraction of declarations hidden.")] = 0.9,
+    hide: Annotated[
+        float, typer.Option("--hide", min=0.0, max=1.0, help="Fraction of declarations hidden.")
+    ] = 0.9,
     seed: Annotated[int, typer.Option("--seed", help="Seed of which declarations are hidden.")] = 0,
     quiet: QuietOpt = False,
 ) -> None:
@@ -57,7 +61,12 @@ def infer_command(
 @app.command("check")
 def check_command(
     db: DbOpt = None,
-    ratio: Annotated[float, typer.Option("--ratio", help="Flag when the declared parent is this many times farther than the closest model.")] = 3.0,
+    ratio: Annotated[
+        float,
+        typer.Option(
+            "--ratio", help="Flag when the declared parent is this many times farther than the closest model."
+        ),
+    ] = 3.0,
     fmt: Annotated[str, typer.Option("--format", "-f", help=f"Output: {' | '.join(FORMATS)}.")] = "table",
 ) -> None:
     """List declared parents that sampled weights contradict: the declared parent is far, another model close.

@@ -50,7 +50,10 @@ def test_quantized_copies_stay_leaves() -> None:
 
 
 def test_cycle_is_broken_at_its_least_confident_edge() -> None:
-    edges = [EdgeRecord("a", "b", "finetune", "weights", 0.9), EdgeRecord("b", "a", "finetune", "weights", 0.4)]
+    edges = [
+        EdgeRecord("a", "b", "finetune", "weights", 0.9),
+        EdgeRecord("b", "a", "finetune", "weights", 0.4),
+    ]
     kept = break_cycles(edges)
     assert [(e.child, e.parent) for e in kept] == [("a", "b")]
     # with a declared edge a<-c, the inferred c<-a closing the loop goes
@@ -66,7 +69,9 @@ def test_models_without_weights_are_ignored() -> None:
 def test_cli_evaluate_reports_accuracy_and_baselines(db_path: Path) -> None:
     fam = build_family("f", 80, seed=3)
     _store(db_path, fam)
-    r = CliRunner().invoke(app, ["infer", "--db", str(db_path), "--weights", "--evaluate", "--hide", "0.9", "--seed", "1"])
+    r = CliRunner().invoke(
+        app, ["infer", "--db", str(db_path), "--weights", "--evaluate", "--hide", "0.9", "--seed", "1"]
+    )
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     assert set(report["methods"]) == {"atlas", "mother", "nearest_earlier"}
