@@ -148,7 +148,7 @@ def evaluate(
             "per_relation": {
                 r: {"hidden": total[r], "recovered": ok[r], "accuracy": round(ok[r] / total[r], 4)}
                 for r in sorted(total)
-            },  # fmt: skip
+            },
         }
     return report
 

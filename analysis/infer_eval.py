@@ -46,9 +46,12 @@ def declared_parents(info: Mapping) -> frozenset[str]:
         if isinstance(raw, str) and (p := normalize_id(raw)):
             out.add(p)
     for tag in info.get("tags") or []:
-        if isinstance(tag, str) and tag.startswith("base_model:"):
-            if p := normalize_id(tag.rsplit(":", 1)[-1]):
-                out.add(p)
+        if (
+            isinstance(tag, str)
+            and tag.startswith("base_model:")
+            and (p := normalize_id(tag.rsplit(":", 1)[-1]))
+        ):
+            out.add(p)
     model_id = info.get("id") or info.get("modelId")
     return frozenset(p for p in out if p != model_id)
 
@@ -176,7 +179,8 @@ def compare_card_lineage(folder: str | Path, edges: Iterable[EdgeRecord], models
         ("card_text_parents", "id", "base_model"),
         ("manually_annotated", "current_model", "base_model"),
     ):
-        rows = list(csv.DictReader(open(folder / f"{name}.csv", encoding="utf-8")))
+        with open(folder / f"{name}.csv", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
         truth: dict[str, set[str]] = defaultdict(set)
         for r in rows:
             for raw in (r.get(parent_col) or "").split(","):

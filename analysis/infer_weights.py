@@ -58,9 +58,9 @@ def edge_cost(parent: WeightNode, child: WeightNode, dist: float, sign: float, c
         if parent.created_at > child.created_at:  # type: ignore[operator]
             cost *= cfg.time_penalty
         return cost
-    if parent.kurtosis is not None and child.kurtosis is not None and parent.kurtosis != child.kurtosis:
-        if sign * (child.kurtosis - parent.kurtosis) < 0:
-            cost *= cfg.kurtosis_penalty
+    pk, ck = parent.kurtosis, child.kurtosis
+    if pk is not None and ck is not None and sign * (ck - pk) < 0:
+        cost *= cfg.kurtosis_penalty
     return cost
 
 
@@ -138,7 +138,7 @@ def detect_merges(
     *,
     min_share: float = 0.2,
     max_residual: float = 0.5,
-    candidates: int = 6,
+    candidates: int = 20,
     leaves: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, tuple[tuple[str, float], tuple[str, float]]]:
     """Models better explained as a convex combination of two others than by their tree parent.
@@ -171,15 +171,25 @@ def detect_merges(
         best = None
         for i, a in enumerate(near):
             for b in near[i + 1 :]:
-                fit = _fit_pair(v, a, b, ref, d)
-                if fit and fit[0] >= min_share and fit[1] >= min_share and fit[2] < max_residual * dvp:
-                    if best is None or fit[2] < best[2][2]:
-                        best = (a, b, fit)
+                fit = _segment_fit(v, a, b, d) or _fit_pair(v, a, b, ref, d)
+                ok = fit and fit[0] >= min_share and fit[1] >= min_share and fit[2] < max_residual * dvp
+                if ok and (best is None or fit[2] < best[2][2]):
+                    best = (a, b, fit)
         if best:
             a, b, (wa, wb, _) = best
             s = wa + wb
             out[v] = ((a, wa / s), (b, wb / s))
     return out
+
+
+def _segment_fit(v: str, a: str, b: str, d) -> tuple[float, float, float] | None:
+    """Weights of v on the segment a-b (a linear merge lies on it) and its distance off the segment."""
+    va, vb, ab = d(v, a), d(v, b), d(a, b)
+    if va is None or vb is None or not ab:
+        return None
+    wa = (vb * vb - va * va + ab * ab) / (2 * ab * ab)  # share of a: 1 at a, 0 at b
+    off2 = va * va - ((1 - wa) * ab) ** 2
+    return wa, 1 - wa, math.sqrt(max(off2, 0.0))
 
 
 def _fit_pair(v: str, a: str, b: str, r: str, d) -> tuple[float, float, float] | None:
