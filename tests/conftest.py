@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.zoo_fixture"]  # the session-scoped small zoo: `zoo_dir`
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("HUBATLAS_REAL_DATA", REPO.parent / "shared" / "data"))
 
