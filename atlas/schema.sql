@@ -301,3 +301,25 @@ SELECT DISTINCT s.child AS id, s.parent AS shared_parent, s.relation, 1 AS depth
 FROM lineage p JOIN lineage s ON s.parent = p.parent
 WHERE p.child = model AND s.child <> model AND p.parent <> p.child
 ORDER BY shared_parent, id;
+
+-- ---------------------------------------------------------------- crawl (crawlers/hub.py)
+
+-- Order of work within a crawl (breadth-first: by depth, then by when an item was queued), and how many
+-- children the Hub reported for a queued model (NULL when unknown).
+ALTER TABLE crawl_state ADD COLUMN IF NOT EXISTS seq BIGINT;
+ALTER TABLE crawl_state ADD COLUMN IF NOT EXISTS children INTEGER;
+
+-- ---------------------------------------------------------------- weights: kinship (branch weights)
+
+-- A model's kin by sampled weights, both directions of each stored pair (kinship keeps a < b only),
+-- nearest first: `SELECT * FROM nearest_kin WHERE model_id = 'zoo/base' ORDER BY rank`.
+CREATE OR REPLACE VIEW nearest_kin AS
+SELECT model_id, kin, scheme, reference, pearson, cosine, l2, sign_conflict, topk_overlap,
+       row_number() OVER (PARTITION BY model_id, scheme
+                          ORDER BY pearson DESC NULLS LAST, l2 ASC NULLS LAST, kin) AS rank
+FROM (
+    SELECT a AS model_id, b AS kin, scheme, reference, pearson, cosine, l2, sign_conflict, topk_overlap FROM kinship
+    UNION ALL
+    SELECT b AS model_id, a AS kin, scheme, reference, pearson, cosine, l2, sign_conflict, topk_overlap FROM kinship
+)
+ORDER BY model_id, scheme, rank;

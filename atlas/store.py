@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import duckdb
 
@@ -10,14 +10,23 @@ from atlas.db import delete_for_models, transaction, upsert
 from atlas.records import DECLARED_ORIGINS, ModelBundle
 
 
-def write_bundles(con: duckdb.DuckDBPyConnection, bundles: Sequence[ModelBundle]) -> int:
+def write_bundles(
+    con: duckdb.DuckDBPyConnection,
+    bundles: Sequence[ModelBundle],
+    *,
+    also: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> int:
     """Store a page of models in one transaction; a crash loses at most this page.
 
     A model's declared facts (tags, card, declared edges, files, flags, card evals) are replaced as a
     whole, so a re-crawl never leaves stale rows; inferred edges written by analysis are kept.
     Tensors are replaced only for bundles that carry them (a metadata crawl does not read headers).
+    `also(con)` runs inside the same transaction (a crawler's resume-state update for this page).
     """
     if not bundles:
+        if also is not None:
+            with transaction(con):
+                also(con)
         return 0
     ids = [b.model.id for b in bundles]
     with_tensors = [b.model.id for b in bundles if b.tensors]
@@ -44,6 +53,8 @@ def write_bundles(con: duckdb.DuckDBPyConnection, bundles: Sequence[ModelBundle]
             con, "evals", _dedup_key(((e.model_id, e.task, e.metric), e) for b in bundles for e in b.evals)
         )
         upsert(con, "tensors", _dedup(t for b in bundles for t in b.tensors))
+        if also is not None:
+            also(con)
     return len(bundles)
 
 

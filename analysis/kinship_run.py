@@ -1,0 +1,254 @@
+"""Kinship over the atlas: load stored samples, group models that share coordinates, pick each pair's
+reference from `lineage`, run the blocked all-pairs products, and write `kinship`, `kinship_layers` and
+`weight_stats`.
+
+Conventions (documented for SQL users):
+- `kinship` holds each unordered pair once, with `a < b`; the view `nearest_kin` lists both directions.
+- A pair's reference θ₀ is the nearest common strict ancestor (in `lineage`) that has a sample in the
+  same group, i.e. the family root at worst; when there is none (unrelated models, or a model and its
+  root parent) the metrics are of raw weights and `reference` is NULL.
+- An adapter has no weights of its own: its θ is θ_base + scaling·B·A on the targeted matrices, built
+  from its base's sample (the adapter config's base, else its lineage parent); without a sampled base
+  it is left out, with a warning.
+- Models are compared only inside a shape group: models whose shared tensors (same name and shape) hold
+  at least half of each one's sampled values; a group uses the tensors all its members share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis.kinship import KinshipConfig, all_pairs, excess_kurtosis, resolve_device
+from analysis.samples import load_sample
+from atlas.db import query_dicts, transaction
+
+Key = tuple[str, tuple[int, ...]]  # tensor name, whole shape: the scheme fixes its rows
+MIN_SHARED = 0.5  # a model joins a group when the shared tensors hold this share of its sampled values
+LAYERS_MAX_MODELS = 300  # per-layer profiles (n² × layers rows) only for groups up to this size
+_LAYER = re.compile(r"(?:^|[._])(?:layers?|h|blocks?)[._]?(\d+)(?:[._]|$)")
+
+
+@dataclass
+class KinshipSummary:
+    groups: int = 0
+    models: int = 0
+    pairs: int = 0
+    device: str = "cpu"
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def layer_of(name: str) -> str:
+    """The layer a tensor belongs to ('layer.3'), or 'embed' / 'head' / 'other'."""
+    m = _LAYER.search(name)
+    if m:
+        return f"layer.{int(m.group(1))}"
+    low = name.lower()
+    if "embed" in low or "wte" in low or "wpe" in low:
+        return "embed"
+    if "head" in low or "classifier" in low:
+        return "head"
+    return "other"
+
+
+def load_vectors(
+    con: duckdb.DuckDBPyConnection, scheme: str, ids: list[str] | None, warnings: list[str]
+) -> dict[str, dict[Key, np.ndarray]]:
+    """Each sampled model's tensors by key; adapters become their base plus their update."""
+    rows = query_dicts(
+        con,
+        "SELECT model_id, location FROM weight_samples WHERE scheme = ? AND status = 'ok' ORDER BY model_id",
+        [scheme],
+    )
+    stored = {}
+    for r in rows:
+        try:
+            stored[r["model_id"]] = load_sample(Path(r["location"]))
+        except (OSError, ValueError, KeyError) as e:
+            warnings.append(f"{r['model_id']}: sample file {r['location']} unreadable ({e}); skipped")
+    parents = defaultdict(list)
+    for r in query_dicts(con, "SELECT child, parent FROM lineage WHERE child <> parent ORDER BY parent"):
+        parents[r["child"]].append(r["parent"])
+    vectors: dict[str, dict[Key, np.ndarray]] = {}
+    full = {m: s for m, s in stored.items() if s.kind == "full"}
+    for m, s in stored.items():
+        if ids is not None and m not in ids:
+            continue
+        tensors = {(n, shape): v for n, (shape, _, v) in s.tensors.items()}
+        if s.kind == "adapter":
+            base = next((b for b in [s.base, *parents.get(m, [])] if b in full), None)
+            if base is None:
+                warnings.append(f"{m}: adapter without a sampled base ({s.base}); left out")
+                continue
+            merged = {(n, shape): v for n, (shape, _, v) in full[base].tensors.items()}
+            for key, delta in tensors.items():
+                if key in merged:
+                    merged[key] = merged[key] + delta
+            tensors = merged
+        vectors[m] = tensors
+    return vectors
+
+
+def build_groups(vectors: dict[str, dict[Key, np.ndarray]]) -> list[tuple[list[str], list[Key]]]:
+    """Shape groups of two or more models: (models, keys they all share)."""
+    groups: list[tuple[list[str], dict[Key, int]]] = []  # members, shared key -> values
+    for m in sorted(vectors, key=lambda x: (-sum(v.size for v in vectors[x].values()), x)):
+        mine = {k: v.size for k, v in vectors[m].items()}
+        total = sum(mine.values())
+        for members, keys in groups:
+            shared = keys.keys() & mine.keys()
+            got = sum(mine[k] for k in shared)
+            if total and got >= MIN_SHARED * total and got >= MIN_SHARED * sum(keys.values()):
+                members.append(m)
+                for k in list(keys):
+                    if k not in shared:
+                        del keys[k]
+                break
+        else:
+            groups.append(([m], mine))
+    return [(sorted(ms), sorted(ks)) for ms, ks in groups if len(ms) > 1 and ks]
+
+
+def ancestor_depths(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
+    """Every model's strict ancestors in `lineage` with their distance."""
+    parents = defaultdict(set)
+    for child, parent in con.execute("SELECT child, parent FROM lineage WHERE child <> parent").fetchall():
+        parents[child].add(parent)
+    out: dict[str, dict[str, int]] = {}
+    for start in list(parents):
+        seen, frontier, depth = {}, [start], 0
+        while frontier:
+            depth += 1
+            nxt = []
+            for node in frontier:
+                for p in parents.get(node, ()):
+                    if p not in seen and p != start:
+                        seen[p] = depth
+                        nxt.append(p)
+            frontier = nxt
+        out[start] = seen
+    return out
+
+
+def pair_reference(a: str, b: str, anc: dict[str, dict[str, int]], sampled: set[str]) -> str | None:
+    """The nearest common strict ancestor of a and b with a sample, else None (raw weights)."""
+    da, db = anc.get(a, {}), anc.get(b, {})
+    common = [(da[x] + db[x], x) for x in da.keys() & db.keys() if x in sampled]
+    return min(common)[1] if common else None
+
+
+def _matrix(models: list[str], keys: list[Key], vectors: dict[str, dict[Key, np.ndarray]]) -> torch.Tensor:
+    """Stack the models' samples; each tensor's rows are weighted by √(its rows / sampled rows), so every
+    tensor counts in products and distances as much as it does in the whole checkpoint (an unbiased
+    estimate of the full-weight Gram matrix, hence of full-weight L2 too)."""
+
+    def weight(k: Key, v: np.ndarray) -> float:
+        return float(np.sqrt(k[1][0] / v.shape[0])) if len(k[1]) > 1 else 1.0
+
+    rows = [np.concatenate([vectors[m][k].ravel() * weight(k, vectors[m][k]) for k in keys]) for m in models]
+    return torch.from_numpy(np.stack(rows).astype(np.float32, copy=False))  # (n_models, n_coords)
+
+
+def _layer_columns(keys: list[Key], vectors_one: dict[Key, np.ndarray]) -> dict[str, torch.Tensor]:
+    cols: dict[str, list[int]] = defaultdict(list)
+    pos = 0
+    for k in keys:
+        n = vectors_one[k].size
+        cols[layer_of(k[0])].extend(range(pos, pos + n))
+        pos += n
+    return {name: torch.tensor(c, dtype=torch.long) for name, c in cols.items()}
+
+
+def compute_kinship(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    scheme: str,
+    device: str = "auto",
+    family: str | None = None,
+    config: KinshipConfig | None = None,
+) -> KinshipSummary:
+    """Compute and store kinship for every shape group of sampled models (of one family when given)."""
+    t0 = datetime.now(timezone.utc)
+    config = config or KinshipConfig()
+    dev = resolve_device(device)
+    summary = KinshipSummary(device=dev.type)
+    ids = None
+    if family is not None:
+        ids = [r[0] for r in con.execute("SELECT id FROM family(?)", [family]).fetchall()]
+        if not ids:
+            raise ValueError(f"{family}: no such family root (see `SELECT * FROM families`)")
+    vectors = load_vectors(con, scheme, ids, summary.warnings)
+    anc = ancestor_depths(con)
+    now = t0.replace(tzinfo=None)
+    kin_rows, layer_rows, stat_rows = [], [], []
+    for models, keys in build_groups(vectors):
+        summary.groups += 1
+        summary.models += len(models)
+        x = _matrix(models, keys, vectors)  # (n, d)
+        index = {m: i for i, m in enumerate(models)}
+        sampled = set(models)
+        by_ref: dict[str | None, list[tuple[int, int]]] = defaultdict(list)
+        for i, a in enumerate(models):
+            for j in range(i + 1, len(models)):
+                by_ref[pair_reference(a, models[j], anc, sampled)].append((i, j))
+        layer_cols = _layer_columns(keys, vectors[models[0]]) if len(models) <= LAYERS_MAX_MODELS else {}
+        for ref, pairs in by_ref.items():
+            members = sorted({i for p in pairs for i in p})
+            local = {g: li for li, g in enumerate(members)}
+            ref_vec = None if ref is None else x[index[ref]]
+            res = all_pairs(x[members], ref_vec, config=config, device=dev.type)
+            for i, j in pairs:
+                li, lj = local[i], local[j]
+                kin_rows.append(
+                    {"a": models[i], "b": models[j], "reference": ref, "scheme": scheme,
+                     **{m: _num(v[li, lj]) for m, v in res.items()}, "computed_on": dev.type, "computed_at": now}
+                )  # fmt: skip
+            for layer, cols in layer_cols.items():
+                sub = all_pairs(x[members][:, cols], None if ref_vec is None else ref_vec[cols],
+                                config=config, device=dev.type, metrics=("cosine", "l2"))  # fmt: skip
+                for i, j in pairs:
+                    li, lj = local[i], local[j]
+                    layer_rows.append({"a": models[i], "b": models[j], "scheme": scheme, "layer": layer,
+                                       "cosine": _num(sub["cosine"][li, lj]), "l2": _num(sub["l2"][li, lj])})  # fmt: skip
+            summary.pairs += len(pairs)
+        for m in models:
+            parents = sorted((d, p) for p, d in anc.get(m, {}).items() if p in sampled)
+            ref = parents[0][1] if parents else None
+            norm = (
+                None
+                if ref is None
+                else float(torch.linalg.vector_norm((x[index[m]] - x[index[ref]]).double()))
+            )
+            stat_rows.append({"model_id": m, "scheme": scheme, "reference": ref,
+                              "kurtosis": excess_kurtosis(x[index[m]]), "delta_norm": norm})  # fmt: skip
+    with transaction(con):
+        _write(con, "kinship", kin_rows)
+        _write(con, "kinship_layers", layer_rows)
+        _write(con, "weight_stats", stat_rows)
+    summary.seconds = (datetime.now(timezone.utc) - t0).total_seconds()
+    return summary
+
+
+def _num(v: torch.Tensor) -> float | None:
+    f = float(v)
+    return None if f != f else f
+
+
+def _write(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    con.register("_rows", frame)
+    try:
+        con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")

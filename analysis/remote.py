@@ -1,0 +1,174 @@
+"""Reading byte ranges of checkpoint files, from a local folder or over HTTP `Range` requests.
+
+Ranges are coalesced (adjacent or nearly adjacent ones become one read) and, over HTTP, several are in
+flight at once. Every source counts its requests and bytes, the figures a sample reports.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+import httpx
+
+MERGE_GAP = 1024  # ranges closer than this are read as one (a request costs more than a KB)
+HEAD_PROBE = 65536  # first read of a file: the 8-byte length and, usually, the whole header
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class FetchError(OSError):
+    """A file or range that could not be read; the message names the file."""
+
+
+@dataclass
+class ReadStats:
+    requests: int = 0
+    bytes_read: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, n_bytes: int) -> None:
+        with self.lock:
+            self.requests += 1
+            self.bytes_read += n_bytes
+
+
+class ByteSource(Protocol):
+    """Files of one model, read by byte range."""
+
+    stats: ReadStats
+
+    def exists(self, file: str) -> bool: ...
+    def read(self, file: str, start: int, end: int) -> bytes: ...
+    def size(self, file: str) -> int | None: ...
+    def close(self) -> None: ...
+
+
+def coalesce(ranges: list[tuple[int, int]], gap: int = MERGE_GAP) -> list[tuple[int, int]]:
+    """Merge sorted half-open byte ranges that overlap or lie within `gap` bytes of each other."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1] + gap:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def read_ranges(
+    source: ByteSource, file: str, ranges: list[tuple[int, int]], *, in_flight: int = 8
+) -> dict[tuple[int, int], bytes]:
+    """Read each requested range of `file`, coalescing them and running up to `in_flight` reads at once."""
+    blocks = coalesce(ranges)
+    if in_flight > 1 and len(blocks) > 1:
+        with ThreadPoolExecutor(min(in_flight, len(blocks))) as pool:
+            datas = list(pool.map(lambda b: source.read(file, *b), blocks))
+    else:
+        datas = [source.read(file, *b) for b in blocks]
+    out: dict[tuple[int, int], bytes] = {}
+    for start, end in ranges:
+        i = _block_index(blocks, start)
+        b_start = blocks[i][0]
+        out[(start, end)] = datas[i][start - b_start : end - b_start]
+    return out
+
+
+def _block_index(blocks: list[tuple[int, int]], pos: int) -> int:
+    lo, hi = 0, len(blocks) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if blocks[mid][0] <= pos:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class LocalSource:
+    """A model's folder (or a single safetensors file) on disk."""
+
+    def __init__(self, location: str | Path) -> None:
+        path = Path(location)
+        self.single = path if path.is_file() else None
+        self.root = path.parent if self.single else path
+        self.stats = ReadStats()
+
+    def list_files(self) -> list[str]:
+        if self.single is not None:
+            return [self.single.name]
+        if not self.root.is_dir():
+            raise FetchError(f"{self.root}: no such folder")
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+
+    def exists(self, file: str) -> bool:
+        return (self.root / file).is_file()
+
+    def size(self, file: str) -> int | None:
+        return (self.root / file).stat().st_size
+
+    def read(self, file: str, start: int, end: int) -> bytes:
+        try:
+            with (self.root / file).open("rb") as f:
+                f.seek(start)
+                data = f.read(end - start)
+        except OSError as e:
+            raise FetchError(f"{file}: {e.strerror or e}") from e
+        self.stats.add(len(data))
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+class HttpSource:
+    """A Hub repo (or the replay server) read through `{endpoint}/{id}/resolve/{revision}/{file}`."""
+
+    def __init__(
+        self, endpoint: str, model_id: str, *, revision: str = "main", client: httpx.Client | None = None
+    ) -> None:
+        self.base = f"{endpoint.rstrip('/')}/{model_id}/resolve/{quote(revision, safe='')}/"
+        self.model_id = model_id
+        self._own = client is None
+        self.client = client or httpx.Client(timeout=30.0, follow_redirects=True)
+        self.stats = ReadStats()
+        self._sizes: dict[str, int | None] = {}
+
+    def _url(self, file: str) -> str:
+        return self.base + quote(file, safe="/")
+
+    def exists(self, file: str) -> bool:
+        try:
+            r = self.client.head(self._url(file))
+        except httpx.HTTPError as e:
+            raise FetchError(f"{self.model_id}/{file}: {e}") from e
+        self.stats.add(0)
+        return r.status_code == 200
+
+    def size(self, file: str) -> int | None:
+        return self._sizes.get(file)
+
+    def read(self, file: str, start: int, end: int) -> bytes:
+        source = f"{self.model_id}/{file}"
+        try:
+            r = self.client.get(self._url(file), headers={"Range": f"bytes={start}-{end - 1}"})
+        except httpx.HTTPError as e:
+            raise FetchError(f"{source}: {e}") from e
+        self.stats.add(len(r.content))
+        if r.status_code == 416:  # asked past the end: the file is shorter than its header says
+            raise FetchError(f"{source}: range {start}-{end - 1} is past the end of the file (truncated)")
+        if r.status_code != 206:
+            raise FetchError(f"{source}: server answered {r.status_code} to a range request, not 206")
+        m = _CONTENT_RANGE.fullmatch(r.headers.get("Content-Range", "").strip())
+        if m is None or int(m.group(1)) != start:
+            raise FetchError(f"{source}: missing or wrong Content-Range for bytes {start}-{end - 1}")
+        if m.group(3) != "*":
+            self._sizes[file] = int(m.group(3))
+        return r.content
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()

@@ -1,0 +1,323 @@
+"""The weight sampler: one model's headers, then only the sampled rows, as float32.
+
+`sample_model` is a pure per-model function (model id + location + scheme → `SampleResult`); it never
+raises for a bad checkpoint but returns status 'error' or 'unsupported' with a one-line reason, so a run
+over many models goes on and can be spread over workers. Storing results is `analysis/samples.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.remote import HEAD_PROBE, ByteSource, FetchError, HttpSource, LocalSource, read_ranges
+from analysis.schemes import Scheme
+from atlas.records import TensorRecord
+from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
+
+FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
+INDEX_FILE = "model.safetensors.index.json"
+ADAPTER_FILE = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+OTHER_WEIGHTS = (".gguf", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx")
+
+
+class SampleError(ValueError):
+    """A checkpoint that cannot be sampled as it is (missing shard, shape mismatch, ...)."""
+
+
+class Unsupported(ValueError):
+    """A checkpoint in a format or dtype the sampler does not read."""
+
+
+@dataclass(frozen=True)
+class TensorSample:
+    """The sampled rows of one tensor, named and shaped as in the (base) model."""
+
+    name: str
+    shape: tuple[int, ...]  # the whole tensor's shape
+    start: int  # first sampled row (0 for whole 1-D tensors)
+    values: np.ndarray  # (rows, row_len) float32
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    model_id: str
+    scheme: str
+    status: str  # 'ok' | 'unsupported' | 'error'
+    error: str | None = None
+    kind: str = "full"  # 'full' weights, or an 'adapter' whose values are deltas on `base`
+    base: str | None = None
+    tensors: tuple[TensorSample, ...] = ()
+    bytes_read: int = 0
+    total_bytes: int | None = None
+    requests: int = 0
+    seconds: float = 0.0
+
+    @property
+    def n_values(self) -> int:
+        return sum(t.values.size for t in self.tensors)
+
+
+@dataclass
+class _Run:
+    source: ByteSource
+    model_id: str
+    scheme: Scheme
+    in_flight: int
+    total_bytes: int = 0
+    sizes: dict[str, int | None] = field(default_factory=dict)
+
+
+def sample_model(
+    model_id: str,
+    location: str,
+    scheme: Scheme,
+    *,
+    files: list[str] | None = None,
+    in_flight: int = 8,
+    client: object | None = None,
+) -> SampleResult:
+    """Sample one model's weights from a local folder/file or an endpoint URL (HTTP range requests)."""
+    t0 = time.perf_counter()
+    remote = location.startswith(("http://", "https://"))
+    source: ByteSource = (
+        HttpSource(location, model_id, client=client) if remote else LocalSource(location)  # type: ignore[arg-type]
+    )
+    run = _Run(source, model_id, scheme, in_flight)
+    status, error, kind, base, tensors = "ok", None, "full", None, ()
+    try:
+        kind, base, tensors = _sample(run, files)
+    except Unsupported as e:
+        status, error = "unsupported", str(e)
+    except (SampleError, HeaderError, FetchError, OSError) as e:
+        status, error = "error", str(e).splitlines()[0] if str(e) else type(e).__name__
+    finally:
+        source.close()
+    return SampleResult(
+        model_id=model_id,
+        scheme=scheme.name,
+        status=status,
+        error=error,
+        kind=kind,
+        base=base,
+        tensors=tuple(tensors) if status == "ok" else (),
+        bytes_read=source.stats.bytes_read,
+        total_bytes=run.total_bytes or None,
+        requests=source.stats.requests,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[TensorSample]]:
+    src = run.source
+    if files is None:
+        files = src.list_files() if isinstance(src, LocalSource) else _probe_files(src)
+    if INDEX_FILE in files:
+        return "full", None, _sample_sharded(run)
+    if ADAPTER_FILE in files:
+        return "adapter", *_sample_adapter(run, ADAPTER_CONFIG in files)
+    weights = sorted(f for f in files if f.endswith(".safetensors"))
+    if weights:
+        out: list[TensorSample] = []
+        for f in weights:
+            out += _sample_file(run, f, _read_header(run, f).tensors)
+        return "full", None, out
+    others = [f for f in files if f.lower().endswith(OTHER_WEIGHTS)]
+    if others:
+        raise Unsupported(f"{run.model_id}: only safetensors weights are read, found {', '.join(others[:3])}")
+    raise SampleError(f"{run.model_id}: no weight files found")
+
+
+def _probe_files(src: ByteSource) -> list[str]:
+    for f in (INDEX_FILE, "model.safetensors", ADAPTER_FILE):
+        if src.exists(f):
+            return [f, ADAPTER_CONFIG] if f == ADAPTER_FILE else [f]
+    return []
+
+
+def _read_whole(run: _Run, file: str) -> bytes:
+    """A small file (index or config), read in probe-sized ranges."""
+    data = b""
+    while True:
+        chunk = _read_tolerant(run, file, len(data), len(data) + HEAD_PROBE)
+        data += chunk
+        if len(chunk) < HEAD_PROBE:
+            return data
+
+
+def _read_tolerant(run: _Run, file: str, start: int, end: int) -> bytes:
+    """Read a range that may run past the end of the file (returns what exists)."""
+    size = run.source.size(file)
+    if size is not None and isinstance(run.source, LocalSource):
+        end = min(end, size)
+        if start >= end:
+            return b""
+    try:
+        return run.source.read(file, start, end)
+    except FetchError as e:
+        if "past the end" in str(e) and start > 0:
+            return b""
+        raise
+
+
+def _read_header(run: _Run, file: str) -> Header:
+    src = run.source
+    if isinstance(src, LocalSource) and not src.exists(file):
+        raise SampleError(f"{run.model_id}/{file}: file is missing")
+    first = _read_tolerant(run, file, 0, HEAD_PROBE)
+    n = header_length(first[:8], source=f"{run.model_id}/{file}")
+    if 8 + n > len(first):
+        first += _read_tolerant(run, file, len(first), 8 + n)
+    if 8 + n > len(first):
+        raise HeaderError(
+            f"{run.model_id}/{file}: header of {n} bytes runs past the end of the file (truncated)"
+        )
+    size = src.size(file)
+    header = parse_header(first[8 : 8 + n], model_id=run.model_id, file=file, file_size=size)
+    run.total_bytes += sum(t.data_end - t.data_start for t in header.tensors)
+    return header
+
+
+def _plan(scheme: Scheme, t: TensorRecord) -> tuple[int, int, int, int] | None:
+    """(first row, rows, stride, values per row) of a tensor under the scheme, or None when skipped."""
+    plan = scheme.rows_for(t.name, t.shape)
+    if plan is None:
+        return None
+    if len(t.shape) == 1:
+        return 0, 1, 1, t.shape[0]
+    return *plan, math.prod(t.shape[1:])
+
+
+def row_ranges(data_start: int, start: int, k: int, stride: int, row_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of rows start, start + stride, ... (one range when the rows are adjacent)."""
+    if stride == 1:
+        return [(data_start + start * row_bytes, data_start + (start + k) * row_bytes)]
+    return [
+        (data_start + r * row_bytes, data_start + (r + 1) * row_bytes)
+        for r in range(start, start + k * stride, stride)
+    ]
+
+
+def _check_dtypes(run: _Run, tensors: tuple[TensorRecord, ...] | list[TensorRecord]) -> None:
+    for t in tensors:
+        if t.dtype not in FLOAT_DTYPES and len(t.shape) >= 2:
+            raise Unsupported(
+                f"{run.model_id}/{t.file}: tensor {t.name!r} is {t.dtype} (quantized); "
+                "only F32, F16, BF16 are sampled"
+            )
+
+
+def _sample_file(
+    run: _Run, file: str, tensors: tuple[TensorRecord, ...] | list[TensorRecord]
+) -> list[TensorSample]:
+    _check_dtypes(run, tensors)
+    wanted: list[tuple[TensorRecord, int, int, int, tuple[int, int]]] = []
+    for t in tensors:
+        if t.dtype not in FLOAT_DTYPES:
+            continue
+        plan = _plan(run.scheme, t)
+        if plan is None:
+            continue
+        start, k, stride, row_len = plan
+        ranges = row_ranges(t.data_start, start, k, stride, row_len * DTYPE_SIZES[t.dtype])
+        wanted.append((t, start, k, row_len, ranges))
+    datas = read_ranges(run.source, file, [r for w in wanted for r in w[4]], in_flight=run.in_flight)
+    out = []
+    for t, start, k, row_len, ranges in wanted:
+        raw = b"".join(datas[r] for r in ranges)
+        expected = sum(hi - lo for lo, hi in ranges)
+        if len(raw) != expected:
+            raise SampleError(
+                f"{run.model_id}/{file}: tensor {t.name!r} is cut short (got {len(raw)} of "
+                f"{expected} bytes; truncated file?)"
+            )
+        out.append(TensorSample(t.name, t.shape, start, decode(raw, t.dtype).reshape(k, row_len)))
+    return out
+
+
+def decode(raw: bytes, dtype: str) -> np.ndarray:
+    """Little-endian safetensors bytes of a float dtype as float32."""
+    if dtype == "BF16":
+        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        return bits.view(np.float32)
+    np_dtype = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}[dtype]
+    return np.frombuffer(raw, dtype=np_dtype).astype(np.float32)
+
+
+def _sample_sharded(run: _Run) -> list[TensorSample]:
+    try:
+        index = json.loads(_read_whole(run, INDEX_FILE))
+        weight_map: dict[str, str] = dict(index["weight_map"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise SampleError(f"{run.model_id}/{INDEX_FILE}: not a valid shard index ({e})") from e
+    out: list[TensorSample] = []
+    for shard in sorted(set(weight_map.values())):
+        if isinstance(run.source, LocalSource) and not run.source.exists(shard):
+            raise SampleError(f"{run.model_id}: missing shard {shard} (listed in {INDEX_FILE})")
+        try:
+            header = _read_header(run, shard)
+        except FetchError as e:
+            raise SampleError(f"{run.model_id}: missing shard {shard} ({e})") from e
+        names = {t.name for t in header.tensors}
+        lost = [n for n, f in weight_map.items() if f == shard and n not in names]
+        if lost:
+            raise SampleError(f"{run.model_id}/{shard}: tensor {lost[0]!r} of the index is not in the shard")
+        out += _sample_file(run, shard, header.tensors)
+    return out
+
+
+def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[TensorSample]]:
+    """A LoRA adapter as the sampled rows of `scaling · B @ A`, named like the base model's matrices."""
+    if not has_config:
+        raise SampleError(f"{run.model_id}: {ADAPTER_FILE} without {ADAPTER_CONFIG}")
+    try:
+        config = json.loads(_read_whole(run, ADAPTER_CONFIG))
+        r, alpha = int(config["r"]), float(config.get("lora_alpha", config["r"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise SampleError(f"{run.model_id}/{ADAPTER_CONFIG}: no usable r / lora_alpha ({e})") from e
+    if config.get("peft_type", "LORA") != "LORA":
+        raise Unsupported(f"{run.model_id}: adapter type {config.get('peft_type')} is not LoRA")
+    scaling = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+    header = _read_header(run, ADAPTER_FILE)
+    _check_dtypes(run, header.tensors)
+    pairs: dict[str, dict[str, TensorRecord]] = {}
+    for t in header.tensors:
+        for part in ("lora_A", "lora_B"):
+            marker = f".{part}."
+            if marker in t.name:
+                module = t.name.split(marker)[0].removeprefix("base_model.model.")
+                pairs.setdefault(module, {})[part] = t
+    wanted = []
+    for module, ab in sorted(pairs.items()):
+        a, b = ab.get("lora_A"), ab.get("lora_B")
+        if a is None or b is None:
+            raise SampleError(f"{run.model_id}/{ADAPTER_FILE}: {module} has only one of lora_A / lora_B")
+        if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[0] != b.shape[1] or a.shape[0] != r:
+            raise SampleError(
+                f"{run.model_id}/{ADAPTER_FILE}: {module} shapes A{list(a.shape)} B{list(b.shape)} "
+                f"do not match r={r}"
+            )
+        name, shape = module + ".weight", (b.shape[0], a.shape[1])
+        start, k, stride = run.scheme.rows_for(name, shape) or (0, 0, 1)
+        if k == 0:
+            continue
+        b_rngs = row_ranges(b.data_start, start, k, stride, r * DTYPE_SIZES[b.dtype])
+        wanted.append((name, shape, start, k, a, b, (a.data_start, a.data_end), b_rngs))
+    ranges = [w[6] for w in wanted] + [rng for w in wanted for rng in w[7]]
+    datas = read_ranges(run.source, ADAPTER_FILE, ranges, in_flight=run.in_flight)
+    out = []
+    for name, shape, start, k, a, b, a_rng, b_rngs in wanted:
+        b_raw = b"".join(datas[rng] for rng in b_rngs)
+        if len(datas[a_rng]) != a_rng[1] - a_rng[0] or len(b_raw) != sum(hi - lo for lo, hi in b_rngs):
+            raise SampleError(f"{run.model_id}/{ADAPTER_FILE}: {name} is cut short (truncated file?)")
+        a_val = decode(datas[a_rng], a.dtype).reshape(a.shape).astype(np.float64)  # (r, in)
+        b_rows = decode(b_raw, b.dtype).reshape(k, r).astype(np.float64)  # (k, r)
+        delta = (scaling * b_rows @ a_val).astype(np.float32)  # (k, in)
+        out.append(TensorSample(name, shape, start, delta))
+    base = config.get("base_model_name_or_path")
+    return (str(base) if base else None), out

@@ -1,0 +1,124 @@
+"""`hubatlas sample` and `hubatlas kinship`: sampled weights and kinship between models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from atlas.cli import DbOpt, DeviceOpt, EndpointOpt, QuietOpt, app, fail
+from atlas.config import resolve_db_path, samples_dir
+
+SchemeOpt = Annotated[str, typer.Option("--scheme", help="Sampling scheme (default, dense, full).")]
+
+
+@app.command("sample")
+def sample_command(
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Model id to sample (repeatable).")
+    ] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Sample every model in the atlas.")] = False,
+    scheme: SchemeOpt = "default",
+    endpoint: EndpointOpt = None,
+    workers: Annotated[int, typer.Option("--workers", help="Models sampled at once.", min=1)] = 4,
+    db: DbOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Read a small, deterministic sample of each model's weights (local files or HTTP range requests).
+
+    Only safetensors headers and the scheme's rows are read; each model's bytes, requests and time go
+    to `weight_samples`, its sample to `<db>.samples/<scheme>/`. Bad checkpoints are recorded with
+    their error and the run goes on.
+
+    Example: `hubatlas sample --all --scheme default --workers 8`
+    """
+    from rich.progress import Progress
+
+    from analysis.samples import iter_samples, list_jobs, record_sample
+    from analysis.schemes import get_scheme
+    from atlas.db import AtlasDBError, connect
+
+    if not model and not all_models:
+        raise fail("name models with --model ID, or pass --all", 2)
+    try:
+        chosen = get_scheme(scheme)
+    except ValueError as e:
+        raise fail(str(e), 2) from e
+    db_path = resolve_db_path(db)
+    try:
+        con = connect(db_path)
+    except AtlasDBError as e:
+        raise fail(str(e)) from e
+    jobs, missing = list_jobs(con, None if all_models else list(model or []), endpoint=endpoint)
+    for m in missing:
+        typer.secho(
+            f"warning: {m}: not in the atlas or no location to read from; skipped", err=True, fg="yellow"
+        )
+    counts = {"ok": 0, "unsupported": 0, "error": 0}
+    read = total = requests = 0
+    with Progress(disable=quiet, transient=True) as progress:
+        task = progress.add_task("sampling", total=len(jobs))
+        for result in iter_samples(jobs, chosen, workers=workers):
+            row = record_sample(con, result, samples_dir(db_path))
+            counts[row.status] += 1
+            if row.status == "ok":
+                read += row.bytes_read or 0
+                total += row.total_bytes or 0
+                requests += row.requests or 0
+            else:
+                typer.secho(f"{row.status}: {row.error}", err=True, fg="yellow")
+            progress.advance(task)
+    con.close()
+    frac = f"{100 * read / total:.4f}%" if total else "n/a"
+    per = f"{requests / counts['ok']:.1f}" if counts["ok"] else "n/a"
+    typer.echo(
+        f"sampled {counts['ok']} models ({counts['unsupported']} unsupported, {counts['error']} errors) "
+        f"with scheme {chosen.name}: read {read:,} of {total:,} bytes ({frac}), {per} requests per model"
+    )
+
+
+@app.command("kinship")
+def kinship_command(
+    device: DeviceOpt = "auto",
+    family: Annotated[
+        str | None, typer.Option("--family", help="Only the family of this root model.")
+    ] = None,
+    scheme: SchemeOpt = "default",
+    block: Annotated[int, typer.Option("--block", help="Models per block (bounds memory).", min=1)] = 256,
+    db: DbOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compute kinship (Pearson and cosine of deltas, L2, TIES sign conflict, top-k overlap) for all
+    pairs of sampled models that share tensor shapes, plus per-layer profiles and weight kurtosis.
+
+    Deltas are taken from each pair's nearest common ancestor in `lineage` (raw weights when none).
+    Rank a model's kin with `hubatlas sql "SELECT * FROM nearest_kin WHERE model_id = '...'"`.
+
+    Example: `hubatlas kinship --device auto --family zoo/base`
+    """
+    from rich.console import Console
+
+    from analysis.kinship import KinshipConfig
+    from analysis.kinship_run import compute_kinship
+    from atlas.db import AtlasDBError, connect
+
+    try:
+        con = connect(resolve_db_path(db))
+    except AtlasDBError as e:
+        raise fail(str(e)) from e
+    console = Console(stderr=True, quiet=quiet)
+    try:
+        with console.status("computing kinship"):
+            summary = compute_kinship(
+                con, scheme=scheme, device=device, family=family, config=KinshipConfig(block=block)
+            )
+    except ValueError as e:
+        raise fail(str(e), 2) from e
+    finally:
+        con.close()
+    for w in summary.warnings:
+        typer.secho(f"warning: {w}", err=True, fg="yellow")
+    typer.echo(
+        f"kinship for {summary.pairs:,} pairs of {summary.models} models in {summary.groups} shape groups "
+        f"on {summary.device} in {summary.seconds:.2f}s (scheme {scheme})"
+    )

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from analysis.sampler import sample_model
+from analysis.samples import load_sample, sample_path, save_sample
+from analysis.schemes import SCHEMES
+from tests.analysis.conftest import BROKEN
+from tests.hub.server import ReplayHub
+
+DEFAULT = SCHEMES["default"]
+
+
+def _arrays(result) -> dict[str, tuple[int, np.ndarray]]:
+    return {t.name: (t.start, t.values) for t in result.tensors}
+
+
+def test_same_coordinates_in_every_model_and_few_bytes_read(ckpt_root: Path) -> None:
+    base = sample_model("zoo/base", str(ckpt_root / "zoo/base"), DEFAULT)
+    a1 = sample_model("zoo/ft-a1", str(ckpt_root / "zoo/ft-a1"), DEFAULT)
+    assert base.status == a1.status == "ok"
+    assert [(t.name, t.shape, t.start, t.values.shape) for t in base.tensors] == [
+        (t.name, t.shape, t.start, t.values.shape) for t in a1.tensors
+    ]
+    assert base.n_values > 10_000
+    assert base.bytes_read < 0.2 * base.total_bytes
+    # one read for the header, at most one per sampled row (each row is contiguous bytes)
+    assert base.requests <= sum(t.values.shape[0] for t in base.tensors) + 1
+
+
+def test_half_precision_and_shards_decode_to_the_same_values(ckpt_root: Path) -> None:
+    ref = _arrays(sample_model("m", str(ckpt_root / "zoo/ft-a1"), DEFAULT))
+    for folder, atol in [("zoo/ft-a1-fp16", 1e-3), ("zoo/ft-a1-bf16", 4e-3), ("zoo/ft-a1-sharded", 0.0)]:
+        got = sample_model(folder, str(ckpt_root / folder), DEFAULT)
+        assert got.status == "ok", got.error
+        arrays = _arrays(got)
+        assert arrays.keys() == ref.keys()
+        for name, (start, values) in ref.items():
+            assert arrays[name][0] == start
+            np.testing.assert_allclose(arrays[name][1], values, atol=atol, rtol=0)
+
+
+def test_bf16_is_decoded_exactly(tmp_path: Path) -> None:
+    t = torch.randn(64, 256).bfloat16()
+    (tmp_path / "m").mkdir()
+    save_file({"w": t}, str(tmp_path / "m" / "model.safetensors"))
+    got = sample_model("m", str(tmp_path / "m"), SCHEMES["full"])
+    np.testing.assert_array_equal(got.tensors[0].values, t.float().numpy())
+
+
+def test_lora_adapter_is_sampled_as_scaled_b_times_a(ckpt_root: Path) -> None:
+    adapter = sample_model("zoo/lora-a", str(ckpt_root / "zoo/lora-a"), DEFAULT)
+    base = _arrays(sample_model("zoo/base", str(ckpt_root / "zoo/base"), DEFAULT))
+    merged = _arrays(sample_model("zoo/lora-a-merged", str(ckpt_root / "zoo/lora-a-merged"), DEFAULT))
+    assert adapter.status == "ok" and adapter.kind == "adapter" and adapter.base == "zoo/base"
+    names = {t.name for t in adapter.tensors}
+    assert names == {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")}
+    for t in adapter.tensors:
+        assert t.start == merged[t.name][0]
+        np.testing.assert_allclose(base[t.name][1] + t.values, merged[t.name][1], atol=1e-6)
+
+
+@pytest.mark.parametrize("model_id", BROKEN)
+def test_broken_checkpoints_give_one_line_reasons(ckpt_root: Path, model_id: str) -> None:
+    got = sample_model(model_id, str(ckpt_root / model_id), DEFAULT)
+    expected = "unsupported" if model_id in ("bad/gguf", "bad/int8") else "error"
+    assert got.status == expected
+    assert got.error and "\n" not in got.error
+    assert model_id in got.error
+    words = {"bad/truncated": "past", "bad/lying-header": "do not match", "bad/missing-shard": "missing shard",
+             "bad/gguf": "gguf", "bad/int8": "I8", "bad/lora-wrong-r": "r=8"}  # fmt: skip
+    assert words[model_id] in got.error
+
+
+def test_http_range_reads_equal_local_reads(ckpt_root: Path) -> None:
+    with ReplayHub(repo_dirs=[ckpt_root]) as hub:
+        for model_id in ("zoo/ft-a1", "zoo/ft-a1-sharded", "zoo/lora-a", "zoo/ft-a1-bf16"):
+            local = sample_model(model_id, str(ckpt_root / model_id), DEFAULT)
+            remote = sample_model(model_id, hub.url, DEFAULT)
+            assert remote.status == "ok", remote.error
+            assert remote.bytes_read == local.bytes_read
+            if model_id != "zoo/lora-a":  # a small adapter is read whole with its header
+                assert remote.bytes_read < remote.total_bytes
+            assert remote.total_bytes == local.total_bytes
+            for a, b in zip(local.tensors, remote.tensors, strict=True):
+                assert (a.name, a.start) == (b.name, b.start)
+                np.testing.assert_array_equal(a.values, b.values)
+        bad = sample_model("bad/missing-shard", hub.url, DEFAULT)
+        assert bad.status == "error" and "missing shard" in bad.error
+
+
+def test_a_server_ignoring_range_is_an_error(ckpt_root: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Whole(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "8")
+            self.end_headers()
+            self.wfile.write(bytes(8))
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Whole)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        got = sample_model(
+            "zoo/base", f"http://127.0.0.1:{server.server_address[1]}", DEFAULT, files=["model.safetensors"]
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got.status == "error" and "not 206" in got.error
+
+
+def test_stored_sample_round_trips(ckpt_root: Path, tmp_path: Path) -> None:
+    got = sample_model("zoo/lora-a", str(ckpt_root / "zoo/lora-a"), DEFAULT)
+    path = sample_path(tmp_path, "default", "zoo/lora-a")
+    save_sample(got, path)
+    back = load_sample(path)
+    assert path.name == "zoo__lora-a.safetensors"
+    assert (back.model_id, back.kind, back.base) == ("zoo/lora-a", "adapter", "zoo/base")
+    for t in got.tensors:
+        shape, start, values = back.tensors[t.name]
+        assert (shape, start) == (t.shape, t.start)
+        np.testing.assert_array_equal(values, t.values)
+
+
+def test_sample_command_reads_hub_models_over_http(ckpt_root: Path, db_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from atlas.cli import app
+    from atlas.db import connect, query_dicts, upsert
+    from atlas.records import FileRecord, ModelRecord
+
+    con = connect(db_path)
+    ids = ["zoo/ft-a1", "zoo/ft-a1-sharded", "bad/missing-shard"]
+    upsert(con, "models", [ModelRecord(id=m, source="hub", location="https://huggingface.co") for m in ids])
+    files = [FileRecord(m, p.name) for m in ids for p in (ckpt_root / m).iterdir()]
+    upsert(con, "files", files)
+    con.close()
+    with ReplayHub(repo_dirs=[ckpt_root]) as hub:
+        out = CliRunner().invoke(app, ["sample", *[a for m in ids for a in ("--model", m)], "--endpoint", hub.url,
+                                       "--db", str(db_path), "-q", "--model", "nobody/nothing"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "sampled 2 models (0 unsupported, 1 errors)" in out.stdout
+    assert "nobody/nothing: not in the atlas" in out.stderr
+    con = connect(db_path)
+    rows = {r["model_id"]: r for r in query_dicts(con, "SELECT * FROM weight_samples")}
+    assert rows["zoo/ft-a1"]["n_values"] == rows["zoo/ft-a1-sharded"]["n_values"] > 0
+    assert rows["zoo/ft-a1"]["bytes_read"] < rows["zoo/ft-a1"]["total_bytes"]
+    assert "missing shard" in rows["bad/missing-shard"]["error"]
