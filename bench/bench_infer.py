@@ -108,8 +108,19 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale", type=int, default=10_000)
+    ap.add_argument(
+        "--zoo-db",
+        action="append",
+        default=[],
+        help="A database after `hubatlas zoo/scan/sample/kinship`; evaluated with 90%% hidden.",
+    )
     args = ap.parse_args()
-    out = {"metadata": bench_metadata(Path(args.real_data)), "weights": bench_weights(args.seed),
+    out: dict = {"zoo": {}}
+    for zdb in args.zoo_db:
+        con = connect(zdb)
+        out["zoo"][zdb] = evaluate(con, hide=0.9, seed=args.seed, weights=True)
+        con.close()
+    out |= {"metadata": bench_metadata(Path(args.real_data)), "weights": bench_weights(args.seed),
            "scale": bench_scale(args.scale, args.seed)}  # fmt: skip
     dest = REPO / "bench" / "results" / "infer.json"
     dest.write_text(json.dumps(out, indent=2))
