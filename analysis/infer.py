@@ -16,6 +16,7 @@ from analysis.infer_meta import ModelFacts, infer_metadata_edges, split_name_suf
 from analysis.infer_weights import WeightNode, WeightsConfig, break_cycles, nearest_earlier, weight_edges
 from atlas.db import query_dicts, transaction, upsert
 from atlas.records import DECLARED_ORIGINS, EdgeRecord
+from atlas.store import refresh_lineage
 
 INFERRED_ORIGINS = ("card_text", "name", "weights", "time")
 
@@ -66,6 +67,7 @@ def _replace_inferred(
     with transaction(con):
         con.execute("DELETE FROM edges WHERE origin IN (SELECT unnest(?))", [list(origins)])
         upsert(con, "edges", edges)
+        refresh_lineage(con)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ class DemoStep:
 def demo_steps(out: Path, db_path: Path, *, seed: int, data: Path | None, quiet: bool) -> list[DemoStep]:
     """The demo's steps, in order; each calls the same function as the command of that name."""
     from atlas.commands import app as app_cmds
-    from atlas.commands import importing, local, weights
+    from atlas.commands import importing, infer, local, weights
 
     zoo_dir = out / "zoo"
     steps = []
@@ -71,31 +71,14 @@ def demo_steps(out: Path, db_path: Path, *, seed: int, data: Path | None, quiet:
                 device="auto", family=None, scheme="default", block=256, db=db_path, quiet=quiet
             ),
         ),
-        *_analysis_steps(db_path, quiet=quiet),
+        DemoStep(
+            "hubatlas infer --weights",
+            lambda: infer.infer_command(
+                db=db_path, weights=True, evaluate=False, hide=0.9, seed=0, quiet=quiet
+            ),
+        ),
         DemoStep("hubatlas layout", lambda: app_cmds.ensure_layout(db_path, quiet=quiet)),
     ]
-    return steps
-
-
-def _analysis_steps(db_path: Path, *, quiet: bool) -> list[DemoStep]:
-    """Lineage inference and merge advice, where those commands are installed."""
-    steps = []
-    try:
-        from atlas.commands import infer
-    except ImportError:
-        infer = None
-    if infer is not None:
-        steps.append(
-            DemoStep("hubatlas infer --weights", lambda: infer.run_infer_for_demo(db_path, quiet=quiet))
-        )
-    try:
-        from atlas.commands import merge
-    except ImportError:
-        merge = None
-    if merge is not None:
-        steps.append(
-            DemoStep("hubatlas suggest --all", lambda: merge.run_suggest_for_demo(db_path, quiet=quiet))
-        )
     return steps
 
 
@@ -119,8 +102,7 @@ def demo_command(
     """Run Hub Atlas end to end offline, then serve the app.
 
     Trains a small model zoo with known lineage (about 30 models, seconds on a laptop), scans it, samples
-    its weights, computes kinship, infers hidden parents, ranks merge partners, lays the atlas out and
-    serves it. With `--data DIR` it also imports the Hub dumps found there, so real families show too.
+    its weights, computes kinship, infers hidden parents, lays the atlas out and serves it. With `--data DIR` it also imports the Hub dumps found there, so real families show too.
     The database is `OUT/atlas.duckdb`, rebuilt on every run; the zoo is reused when present.
 
     Example: `hubatlas demo --data ../shared/data` then open http://127.0.0.1:8050/

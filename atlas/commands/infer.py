@@ -42,13 +42,16 @@ def infer_command(
         con = connect(resolve_db_path(db))
     except AtlasDBError as e:
         raise fail(str(e)) from e
-    if evaluate:
-        report = run_evaluate(con, hide=hide, seed=seed, weights=weights)
-        if not report["hidden_children"]:
-            raise fail("no declared edges to hide (with --weights: no declared child has kinship rows)")
-        typer.echo(json.dumps(report, indent=2))
-        return
-    summary = run_infer(con, weights=weights)
+    try:
+        if evaluate:
+            report = run_evaluate(con, hide=hide, seed=seed, weights=weights)
+            if not report["hidden_children"]:
+                raise fail("no declared edges to hide (with --weights: no declared child has kinship rows)")
+            typer.echo(json.dumps(report, indent=2))
+            return
+        summary = run_infer(con, weights=weights)
+    finally:
+        con.close()
     if quiet:
         typer.echo(f"{summary.metadata_edges + summary.weight_edges} inferred edges")
     if not quiet:
