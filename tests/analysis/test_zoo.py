@@ -65,7 +65,8 @@ def test_experts_learn_their_task(zoo_dir: Path) -> None:
             if m["kind"] == "finetune" and m["parents"] == [base]:
                 (task,) = m["tasks"]
                 score, before = m["scores"][task], models[base]["scores"][task]
-                assert score > before + 0.05 or score >= 0.99 > before, (
+                # A task the base nearly knows already (copy can start at 0.99) only has to be perfected.
+                assert score > before + 0.05 or (score >= 0.99 and score > before), (
                     f"{m['id']}: {before} -> {score} on {task}"
                 )
     # The base learned something from pretraining: far above chance (0.1) on the easy tasks.
