@@ -71,13 +71,6 @@ def trees_eval(real_data: Path) -> tuple:
     return score, edges, list(iter_dump(path))
 
 
-@pytest.fixture(scope="module")
-def scrape_2022(real_data: Path) -> tuple:
-    """The 2022 scrape's models and the edges metadata inference gives them."""
-    models = [m.facts for m in iter_dump(real_data / "hub-scrape-2022" / "models.jsonl.gz")]
-    return models, infer_metadata_edges(models)
-
-
 def test_precision_and_recall_on_hub_trees_with_declarations_hidden(trees_eval) -> None:
     d = trees_eval[0].as_dict()
     assert d["precision"] >= 0.95
