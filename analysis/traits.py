@@ -356,7 +356,7 @@ def kin_similarity(
     """
     rng = random.Random(seed)
     traits = trait_sets(con)
-    edges = [(c, p) for c, p in con.execute("SELECT child, parent FROM lineage WHERE child <> parent").fetchall()
+    edges = [(c, p) for c, p in con.execute("SELECT child, parent FROM lineage WHERE child <> parent ORDER BY child, parent").fetchall()
              if c in traits and p in traits]  # fmt: skip
     children: dict[str, list[str]] = defaultdict(list)
     for c, p in sorted(edges):

@@ -75,6 +75,7 @@ from crawlers.snapshot import iter_snapshot_bundles
 
 pd.set_option("display.width", 140)
 pd.set_option("display.max_columns", 20)
+pd.set_option("display.max_colwidth", 100)
 plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.titlesize": 10})
 
 workdir = Path(tempfile.mkdtemp(prefix="hubatlas-ecosystem-"))
@@ -328,8 +329,11 @@ findings = [
 ]
 summary = pd.DataFrame(findings, columns=["paper's finding", "here", "criterion", "reproduces"])
 display(summary)
-lines = [f"- **{f}**: {'reproduces' if ok else 'does not reproduce'} ({here})" for f, here, _, ok in findings]
-display(Markdown("\n".join(lines)))
+verdicts = "\n".join(f"- **{f}**: {'reproduces' if ok else 'does not reproduce'} ({here})" for f, here, _, ok in findings)
+if "ipykernel" in sys.modules:
+    display(Markdown(verdicts))
+else:  # run as a plain script
+    print(verdicts)
 
 # %% [markdown]
 # Caveats that hold whatever the numbers: sizes and depths here reflect which 20 roots were crawled and how
