@@ -151,7 +151,7 @@ def license_drift(con: duckdb.DuckDBPyConnection, *, top: int = 8) -> LicenseDri
     both = changed = class_changed = toward_open = toward_closed = dropped = 0
     changes: dict[tuple[str, str], int] = defaultdict(int)
     for p_lic, c_lic, p_cls, c_cls, n in rows:
-        if p_lic and c_lic is None:
+        if p_lic and not c_lic:
             dropped += n
         if not (p_lic and c_lic):
             continue

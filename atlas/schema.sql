@@ -341,11 +341,13 @@ CREATE OR REPLACE VIEW family_depths AS
 SELECT root, depth, count(*) AS n FROM family_members GROUP BY root, depth;
 
 -- Relation mix of every family: lineage edges between its members, per relation, with their share.
+-- (The membership is materialised once: the recursive view would otherwise run for both joins.)
 CREATE OR REPLACE VIEW family_relations AS
+WITH fm AS MATERIALIZED (SELECT root, id FROM family_members)
 SELECT f.root, l.relation, count(*) AS n,
        count(*) / sum(count(*)) OVER (PARTITION BY f.root) AS share
-FROM family_members f JOIN lineage l ON l.child = f.id
-JOIN family_members p ON p.root = f.root AND p.id = l.parent
+FROM fm f JOIN lineage l ON l.child = f.id
+JOIN fm p ON p.root = f.root AND p.id = l.parent
 WHERE l.parent <> l.child
 GROUP BY f.root, l.relation;
 
