@@ -23,7 +23,8 @@ import torch
 @dataclass(frozen=True)
 class KinshipConfig:
     block: int = 256  # models per block: memory is ~ 2 blocks × coordinates × 8 bytes plus the n × n results
-    slab: int = 1 << 15  # coordinates per slab of a product: bounds float64 copies, keeps mask counts exact
+    slab: int = 1 << 15  # coordinates per slab of a product at most: keeps float32 mask counts exact
+    slab_bytes: int = 1 << 28  # converted copies of all rows' slab at most (float64 for the Gram matrix)
     topk_fraction: float = 0.2  # share of largest |δ| per model: the top-k overlap set and the TIES trim mask
 
 
@@ -117,78 +118,96 @@ def topk_threshold(deltas: torch.Tensor, fraction: float) -> torch.Tensor:
     return torch.topk(deltas.abs(), k, dim=1, sorted=False).values.min(dim=1, keepdim=True).values
 
 
-def topk_masks(deltas: torch.Tensor, threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The top-k |δ| (non-zero) coordinates of each row, as +1/-1/0 signs and a 0/1 mask (float32)."""
+def topk_signs(deltas: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Signs (+1/-1, int8) of each row's top-k |δ| (non-zero) coordinates, 0 elsewhere: (b, n)."""
     mag = deltas.abs()  # (b, n)
-    mask = (mag >= threshold) & (mag > 0)  # (b, n)
-    return (torch.sign(deltas) * mask).to(torch.float32), mask.to(torch.float32)
+    keep = (mag >= threshold) & (mag > 0)  # (b, n)
+    return torch.sign(deltas).to(torch.int8) * keep  # (b, n)
 
 
 def _blocks(n: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def _product(a: torch.Tensor, b: torch.Tensor, slab: int, *, exact64: bool) -> torch.Tensor:
-    """a @ b.T summed in float64 over coordinate slabs: float64 products when `exact64`, else float32
-    products per slab (exact for the 0/±1 masks: a slab's counts stay below 2^24)."""
-    out = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64, device=a.device)  # (bi, bj)
-    for s in range(0, a.shape[1], slab):
-        sa, sb = a[:, s : s + slab], b[:, s : s + slab]
-        out += sa.double() @ sb.double().T if exact64 else (sa @ sb.T).double()
-    return out
+def _slabs(n_rows: int, n_coords: int, config: KinshipConfig, bytes_per_value: int) -> list[tuple[int, int]]:
+    """Coordinate slabs for products over all rows at once: at most `config.slab` coordinates and
+    `config.slab_bytes` of converted values per slab."""
+    width = max(1024, min(config.slab, config.slab_bytes // max(1, n_rows * bytes_per_value)))
+    return _blocks(n_coords, width)
+
+
+def _triangle(acc: torch.Tensor, a: torch.Tensor, spans: list[tuple[int, int]]) -> None:
+    """acc += a @ a.T (n, n), on the upper triangle of row blocks only (the lower one is mirrored later)."""
+    for bi, (i0, i1) in enumerate(spans):
+        for j0, j1 in spans[bi:]:
+            acc[i0:i1, j0:j1] += a[i0:i1] @ a[j0:j1].T
+
+
+def _mirror(acc: torch.Tensor, spans: list[tuple[int, int]]) -> torch.Tensor:
+    for bi, (i0, i1) in enumerate(spans):
+        for j0, j1 in spans[bi + 1 :]:
+            acc[j0:j1, i0:i1] = acc[i0:i1, j0:j1].T
+    return acc
 
 
 def gram_matrix(x: torch.Tensor, *, config: KinshipConfig, device: torch.device) -> torch.Tensor:
-    """The raw Gram matrix x @ x.T (n, n) in float64 on the CPU, from the upper triangle of blocks."""
+    """The raw Gram matrix x @ x.T (n, n) with float64 products and sums, on the CPU.
+
+    Slab by slab of coordinates, every row's slab is converted once (n × slab float64 at a time) and
+    multiplied in blocks of rows, upper triangle only."""
     n = x.shape[0]
-    g = torch.empty(n, n, dtype=torch.float64)  # (n, n)
+    g = torch.zeros(n, n, dtype=torch.float64, device=device)  # (n, n)
     spans = _blocks(n, config.block)
-    for bi, (i0, i1) in enumerate(spans):
-        xi = x[i0:i1].to(device, torch.float32)  # (bi, d)
-        for j0, j1 in spans[bi:]:
-            xj = xi if j0 == i0 else x[j0:j1].to(device, torch.float32)  # (bj, d)
-            gij = _product(xi, xj, config.slab, exact64=True).cpu()  # (bi, bj)
-            g[i0:i1, j0:j1] = gij
-            g[j0:j1, i0:i1] = gij.T
-    return g
+    for s0, s1 in _slabs(n, x.shape[1], config, 12):
+        _triangle(g, x[:, s0:s1].to(device).double(), spans)  # (n, slab) float64
+    return _mirror(g, spans).cpu()
 
 
-def row_sums(x: torch.Tensor, *, config: KinshipConfig) -> torch.Tensor:
-    """Σ of each row in float64: (n,)."""
-    return torch.cat([x[i0:i1].double().sum(1) for i0, i1 in _blocks(x.shape[0], config.block)])
+def row_dots(x: torch.Tensor, v: torch.Tensor | None, *, config: KinshipConfig) -> torch.Tensor:
+    """x @ v in float64 (v None: the row sums), by blocks of rows and slabs of coordinates: (n,)."""
+    out = torch.zeros(x.shape[0], dtype=torch.float64)  # (n,)
+    for i0, i1 in _blocks(x.shape[0], config.block):
+        for s in range(0, x.shape[1], config.slab):
+            part = x[i0:i1, s : s + config.slab].double()  # (b, slab)
+            out[i0:i1] += part.sum(1) if v is None else part @ v[s : s + config.slab].double()
+    return out
 
 
 def mask_counts(
-    x: torch.Tensor, reference: torch.Tensor | None, *, config: KinshipConfig, device: torch.device
+    x: torch.Tensor,
+    rows: torch.Tensor | None,
+    reference: torch.Tensor | None,
+    *,
+    config: KinshipConfig,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top-k |δ| mask statistics of every pair of rows of x (m, d) with deltas from `reference` (d,):
-    coordinates in both masks (m, m), agreeing minus conflicting signs there (m, m), mask sizes (m,)."""
-    m = x.shape[0]
-    both = torch.empty(m, m, dtype=torch.float64)  # (m, m)
-    signed = torch.empty(m, m, dtype=torch.float64)  # (m, m)
-    sizes = torch.empty(m, dtype=torch.float64)  # (m,)
+    """Top-k |δ| mask statistics of every pair of `rows` of x (all when None; m of them), with deltas
+    from `reference` (d,): coordinates in both masks (m, m), agreeing minus conflicting signs there
+    (m, m), mask sizes (m,). The int8 signs of all m rows are kept (m × d bytes, a quarter of x)."""
+    m = x.shape[0] if rows is None else len(rows)
     ref = None if reference is None else reference.to(device, torch.float32)
     spans = _blocks(m, config.block)
-    thresholds: dict[int, torch.Tensor] = {}  # per block: top-k is the costly part
-
-    def masks(i0: int, i1: int) -> tuple[torch.Tensor, torch.Tensor]:
-        d = x[i0:i1].to(device, torch.float32)  # (b, d)
+    sign = torch.empty(m, x.shape[1], dtype=torch.int8, device=device)  # (m, d)
+    for i0, i1 in spans:
+        d = (x[i0:i1] if rows is None else x[rows[i0:i1]]).to(device, torch.float32)  # (b, d)
         if ref is not None:
             d = d - ref
-        if i0 not in thresholds:
-            thresholds[i0] = topk_threshold(d, config.topk_fraction)
-        return topk_masks(d, thresholds[i0])
-
-    for bi, (i0, i1) in enumerate(spans):
-        sign_i, mask_i = masks(i0, i1)
-        sizes[i0:i1] = mask_i.double().sum(1).cpu()
-        for j0, j1 in spans[bi:]:
-            sign_j, mask_j = (sign_i, mask_i) if j0 == i0 else masks(j0, j1)
-            b = _product(mask_i, mask_j, config.slab, exact64=False).cpu()  # (bi, bj)
-            s = _product(sign_i, sign_j, config.slab, exact64=False).cpu()  # (bi, bj)
-            both[i0:i1, j0:j1], both[j0:j1, i0:i1] = b, b.T
-            signed[i0:i1, j0:j1], signed[j0:j1, i0:i1] = s, s.T
-    return both, signed, sizes
+        sign[i0:i1] = topk_signs(d, topk_threshold(d, config.topk_fraction))
+        del d
+    sizes = sign.abs().sum(1, dtype=torch.float64).cpu()  # (m,)
+    # float32 products per slab are exact for 0/±1 values: a slab's counts stay below 2^24
+    both = torch.zeros(m, m, dtype=torch.float64, device=device)  # (m, m)
+    signed = torch.zeros_like(both)  # (m, m)
+    b = torch.zeros(m, m, dtype=torch.float32, device=device)  # (m, m): one slab's counts
+    for s0, s1 in _slabs(m, sign.shape[1], config, 8):
+        sf = sign[:, s0:s1].float()  # (m, slab)
+        b.zero_()
+        _triangle(b, sf.abs(), spans)
+        both += b.double()
+        b.zero_()
+        _triangle(b, sf, spans)
+        signed += b.double()
+    return _mirror(both, spans).cpu(), _mirror(signed, spans).cpu(), sizes
 
 
 def delta_stats(
@@ -232,13 +251,14 @@ def _metrics(
         ref_vec = x[reference]  # (d,)
     elif reference is not None:
         ref_vec, v = reference, reference.double()  # (d,)
-        cross = torch.cat([x[a:b].double() @ v for a, b in _blocks(x.shape[0], config.block)])  # (n,)
+        cross = row_dots(x, v, config=config)  # (n,)
         ref_sq, ref_sum = float(v @ v), float(v.sum())
     stats = delta_stats(g, sums, float(x.shape[1]), i, j, cross, ref_sq, ref_sum)
     if any(m in MASK_METRICS for m in names):
         members, local = torch.unique(torch.cat([i, j]), return_inverse=True)  # (m,), (2p,)
         li, lj = local[: len(i)], local[len(i) :]
-        both, signed, sizes = mask_counts(x[members], ref_vec, config=config, device=device)
+        rows = None if len(members) == x.shape[0] else members  # all rows: no copy of x
+        both, signed, sizes = mask_counts(x, rows, ref_vec, config=config, device=device)
         stats = PairStats(stats.n, stats.gram, stats.sq_i, stats.sq_j, stats.sum_i, stats.sum_j,
                           both[li, lj], signed[li, lj], sizes[li], sizes[lj])  # fmt: skip
     return {m: KINSHIP_METRICS[m](stats) for m in names}
@@ -265,7 +285,7 @@ def pair_metrics(
     dev = resolve_device(device)
     names = metrics or tuple(KINSHIP_METRICS)
     g = gram_matrix(x, config=config, device=dev) if gram is None else gram  # (n, n)
-    sums = row_sums(x, config=config)  # (n,)
+    sums = row_dots(x, None, config=config)  # (n,)
     out = {}
     for ref, (i, j) in pairs.items():
         out[ref] = _metrics(x, g, sums, i, j, ref, config=config, device=dev, names=names)
@@ -290,7 +310,7 @@ def all_pairs(
     n = weights.shape[0]
     i, j = torch.triu_indices(n, n)  # (p,) each, diagonal included
     g = gram_matrix(weights, config=config, device=dev)  # (n, n)
-    sums = row_sums(weights, config=config)  # (n,)
+    sums = row_dots(weights, None, config=config)  # (n,)
     res = _metrics(weights, g, sums, i, j, reference, config=config, device=dev, names=names)
     out = {}
     for m, v in res.items():
