@@ -46,6 +46,9 @@ class PairStats:
 
 KINSHIP_METRICS: dict[str, Callable[[PairStats], torch.Tensor]] = {}
 MASK_METRICS = frozenset({"sign_conflict", "topk_overlap"})  # need the top-k masks (two more products)
+# Relative size (in |δ|² / (|θ|² + |θ₀|²)) under which a delta from the raw Gram matrix is rounding noise:
+# float64 sums over 2^18 coordinates err by ~1e-13 of that scale; a half-precision copy's delta is ~1e-8.
+ZERO_DELTA = 1e-10
 
 
 def kinship_metric(
@@ -132,7 +135,9 @@ def _blocks(n: int, size: int) -> list[tuple[int, int]]:
 def _slabs(n_rows: int, n_coords: int, config: KinshipConfig, bytes_per_value: int) -> list[tuple[int, int]]:
     """Coordinate slabs for products over all rows at once: at most `config.slab` coordinates and
     `config.slab_bytes` of converted values per slab."""
-    width = max(1024, min(config.slab, config.slab_bytes // max(1, n_rows * bytes_per_value)))
+    width = max(
+        min(1024, config.slab), min(config.slab, config.slab_bytes // max(1, n_rows * bytes_per_value))
+    )
     return _blocks(n_coords, width)
 
 
@@ -227,8 +232,16 @@ def delta_stats(
     sum_i, sum_j = sums[i], sums[j]  # (p,)
     if cross is not None:
         gram = gram - cross[i] - cross[j] + ref_sq
-        sq_i, sq_j = sq_i - 2 * cross[i] + ref_sq, sq_j - 2 * cross[j] + ref_sq
+        # a delta within rounding of zero (|δ|² ≤ ZERO_DELTA·(|θ|² + |θ₀|²)) is zero: a copy of θ₀ has no
+        # direction, so its Pearson and cosine stay undefined instead of fitting rounding noise
+        zero_i = (sq_i - 2 * cross[i] + ref_sq) <= ZERO_DELTA * (sq_i + ref_sq)
+        zero_j = (sq_j - 2 * cross[j] + ref_sq) <= ZERO_DELTA * (sq_j + ref_sq)
+        sq_i, sq_j = (sq_i - 2 * cross[i] + ref_sq).clamp_min(0), (sq_j - 2 * cross[j] + ref_sq).clamp_min(0)
         sum_i, sum_j = sum_i - ref_sum, sum_j - ref_sum
+        zero = zero_i | zero_j
+        gram = torch.where(zero, 0.0, gram)
+        sq_i, sum_i = torch.where(zero_i, 0.0, sq_i), torch.where(zero_i, 0.0, sum_i)
+        sq_j, sum_j = torch.where(zero_j, 0.0, sq_j), torch.where(zero_j, 0.0, sum_j)
     return PairStats(n, gram, sq_i, sq_j, sum_i, sum_j)
 
 

@@ -28,6 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 
 from analysis.kinship import KinshipConfig, excess_kurtosis_rows, gram_matrix, pair_metrics, resolve_device
 from analysis.samples import load_sample
@@ -75,7 +76,7 @@ def load_vectors(
     for r in rows:
         try:
             stored[r["model_id"]] = load_sample(Path(r["location"]))
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, SafetensorError) as e:
             warnings.append(f"{r['model_id']}: sample file {r['location']} unreadable ({e}); skipped")
     parents = defaultdict(list)
     for r in query_dicts(con, "SELECT child, parent FROM lineage WHERE child <> parent ORDER BY parent"):
@@ -92,9 +93,15 @@ def load_vectors(
                 warnings.append(f"{m}: adapter without a sampled base ({s.base}); left out")
                 continue
             merged = {(n, shape): v for n, (shape, _, v) in full[base].tensors.items()}
+            misfit = [k for k, d in tensors.items() if k not in merged or merged[k].shape != d.shape]
+            if misfit:
+                name, shape = misfit[0]
+                theirs = next((list(s) for (n, s) in merged if n == name), None)
+                warnings.append(f"{m}: adapter update {name} {list(shape)} does not fit its base {base} "
+                                f"({'no such tensor' if theirs is None else theirs}); left out")  # fmt: skip
+                continue
             for key, delta in tensors.items():
-                if key in merged:
-                    merged[key] = merged[key] + delta
+                merged[key] = merged[key] + delta
             tensors = merged
         vectors[m] = tensors
     return vectors
