@@ -125,7 +125,8 @@ def topk_signs(deltas: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
     """Signs (+1/-1, int8) of each row's top-k |δ| (non-zero) coordinates, 0 elsewhere: (b, n)."""
     mag = deltas.abs()  # (b, n)
     keep = (mag >= threshold) & (mag > 0)  # (b, n)
-    return torch.sign(deltas).to(torch.int8) * keep  # (b, n)
+    del mag
+    return ((deltas > 0).to(torch.int8) - (deltas < 0).to(torch.int8)) * keep  # (b, n)
 
 
 def _blocks(n: int, size: int) -> list[tuple[int, int]]:
@@ -193,26 +194,30 @@ def mask_counts(
     ref = None if reference is None else reference.to(device, torch.float32)
     spans = _blocks(m, config.block)
     sign = torch.empty(m, x.shape[1], dtype=torch.int8, device=device)  # (m, d)
-    for i0, i1 in spans:
+    # top-k rows a few at a time: its float32 copies (~20 bytes a value) stay within config.slab_bytes
+    chunk = max(1, min(config.block, config.slab_bytes // (20 * max(1, x.shape[1]))))
+    for i0, i1 in _blocks(m, chunk):
         d = (x[i0:i1] if rows is None else x[rows[i0:i1]]).to(device, torch.float32)  # (b, d)
         if ref is not None:
             d = d - ref
         sign[i0:i1] = topk_signs(d, topk_threshold(d, config.topk_fraction))
         del d
-    sizes = sign.abs().sum(1, dtype=torch.float64).cpu()  # (m,)
     # float32 products per slab are exact for 0/±1 values: a slab's counts stay below 2^24
     both = torch.zeros(m, m, dtype=torch.float64, device=device)  # (m, m)
     signed = torch.zeros_like(both)  # (m, m)
+    sizes = torch.zeros(m, dtype=torch.float64, device=device)  # (m,)
     b = torch.zeros(m, m, dtype=torch.float32, device=device)  # (m, m): one slab's counts
     for s0, s1 in _slabs(m, sign.shape[1], config, 8):
         sf = sign[:, s0:s1].float()  # (m, slab)
+        mask = sf.abs()  # (m, slab)
+        sizes += mask.sum(1).double()
         b.zero_()
-        _triangle(b, sf.abs(), spans)
+        _triangle(b, mask, spans)
         both += b.double()
         b.zero_()
         _triangle(b, sf, spans)
         signed += b.double()
-    return _mirror(both, spans).cpu(), _mirror(signed, spans).cpu(), sizes
+    return _mirror(both, spans).cpu(), _mirror(signed, spans).cpu(), sizes.cpu()
 
 
 def delta_stats(

@@ -28,7 +28,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import resource  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -410,17 +409,27 @@ def bytes_and_speed(work: Path, keep: bool) -> dict:
 # ---------------------------------------------------------------------- (c) 1,000 models x 2^18 coordinates
 
 
+def _status_bytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
 def allpairs_child(n: int, d: int, block: int) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, d, generator=g)  # (n, d) float32: 1 GiB at 1000 x 2^18
     ref = torch.randn(d, generator=g)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = _status_bytes("VmRSS")
+    # the peak (VmHWM) is this process's own: a child's getrusage maxrss starts from its parent's
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     t0 = time.perf_counter()
     res = all_pairs(x, ref, device="cpu", config=KinshipConfig(block=block))
     seconds = time.perf_counter() - t0
     assert res["pearson"].shape == (n, n) and not res["pearson"].isnan().any()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _status_bytes("VmHWM")
     return {"models": n, "coordinates": d, "block": block, "metrics": sorted(res), "seconds": round(seconds, 2),
             "peak_rss_bytes": peak, "rss_before_bytes": before, "input_bytes": x.numel() * 4,
             "threads": torch.get_num_threads()}  # fmt: skip
