@@ -92,6 +92,13 @@ def test_cuda_equals_cpu() -> None:
     cuda = all_pairs(x, base, device="cuda", config=KinshipConfig(block=128))
     for m in cpu:
         torch.testing.assert_close(cuda[m], cpu[m], rtol=1e-6, atol=1e-6, equal_nan=True)
+    # the path `hubatlas kinship` takes: row references out of one Gram matrix
+    pairs = {r: (torch.arange(0, 150), torch.arange(150, 300)) for r in (0, 42, None)}
+    on_cpu = pair_metrics(x, pairs, device="cpu")
+    on_cuda = pair_metrics(x, pairs, device="cuda", config=KinshipConfig(block=100, slab=4096))
+    for r in pairs:
+        for m in on_cpu[r]:
+            torch.testing.assert_close(on_cuda[r][m], on_cpu[r][m], rtol=1e-6, atol=1e-6, equal_nan=True)
 
 
 def _atlas(db_path: Path, ckpt_root: Path, *, lineage: bool) -> None:
