@@ -17,7 +17,9 @@ Conventions (documented for SQL users):
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,8 +28,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 
-from analysis.kinship import KinshipConfig, all_pairs, excess_kurtosis, resolve_device
+from analysis.kinship import KinshipConfig, excess_kurtosis_rows, gram_matrix, pair_metrics, resolve_device
 from analysis.samples import load_sample
 from atlas.db import query_dicts, transaction
 
@@ -73,7 +76,7 @@ def load_vectors(
     for r in rows:
         try:
             stored[r["model_id"]] = load_sample(Path(r["location"]))
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, SafetensorError) as e:
             warnings.append(f"{r['model_id']}: sample file {r['location']} unreadable ({e}); skipped")
     parents = defaultdict(list)
     for r in query_dicts(con, "SELECT child, parent FROM lineage WHERE child <> parent ORDER BY parent"):
@@ -90,9 +93,15 @@ def load_vectors(
                 warnings.append(f"{m}: adapter without a sampled base ({s.base}); left out")
                 continue
             merged = {(n, shape): v for n, (shape, _, v) in full[base].tensors.items()}
+            misfit = [k for k, d in tensors.items() if k not in merged or merged[k].shape != d.shape]
+            if misfit:
+                name, shape = misfit[0]
+                theirs = next((list(s) for (n, s) in merged if n == name), None)
+                warnings.append(f"{m}: adapter update {name} {list(shape)} does not fit its base {base} "
+                                f"({'no such tensor' if theirs is None else theirs}); left out")  # fmt: skip
+                continue
             for key, delta in tensors.items():
-                if key in merged:
-                    merged[key] = merged[key] + delta
+                merged[key] = merged[key] + delta
             tensors = merged
         vectors[m] = tensors
     return vectors
@@ -168,6 +177,25 @@ def _layer_columns(keys: list[Key], vectors_one: dict[Key, np.ndarray]) -> dict[
     return {name: torch.tensor(c, dtype=torch.long) for name, c in cols.items()}
 
 
+def _pairs_by_reference(
+    models: list[str], anc: dict[str, dict[str, int]]
+) -> dict[int | None, tuple[torch.Tensor, torch.Tensor]]:
+    """Every pair (i < j) of a group, by the row of its reference θ₀ (None: raw weights)."""
+    index = {m: i for i, m in enumerate(models)}
+    sampled = set(models)
+    by_ref: dict[int | None, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    for i, a in enumerate(models):
+        for j in range(i + 1, len(models)):
+            ref = pair_reference(a, models[j], anc, sampled)
+            ii, jj = by_ref[None if ref is None else index[ref]]
+            ii.append(i)
+            jj.append(j)
+    return {r: (torch.tensor(i), torch.tensor(j)) for r, (i, j) in by_ref.items()}
+
+
+ProgressFn = Callable[[int, int], None]  # (steps done, steps in all)
+
+
 def compute_kinship(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -175,9 +203,14 @@ def compute_kinship(
     device: str = "auto",
     family: str | None = None,
     config: KinshipConfig | None = None,
+    progress: ProgressFn | None = None,
 ) -> KinshipSummary:
-    """Compute and store kinship for every shape group of sampled models (of one family when given)."""
-    t0 = datetime.now(timezone.utc)
+    """Compute and store kinship for every shape group of sampled models (of one family when given).
+
+    Raises ValueError when there is nothing to compare: no such family, or no samples of the scheme.
+    """
+    t0 = time.perf_counter()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
     config = config or KinshipConfig()
     dev = resolve_device(device)
     summary = KinshipSummary(device=dev.type)
@@ -187,66 +220,86 @@ def compute_kinship(
         if not ids:
             raise ValueError(f"{family}: no such family root (see `SELECT * FROM families`)")
     vectors = load_vectors(con, scheme, ids, summary.warnings)
+    if not vectors:
+        raise ValueError(_no_samples(con, scheme, family))
     anc = ancestor_depths(con)
-    now = t0.replace(tzinfo=None)
-    kin_rows, layer_rows, stat_rows = [], [], []
-    for models, keys in build_groups(vectors):
+    groups = [(models, keys, _pairs_by_reference(models, anc)) for models, keys in build_groups(vectors)]
+    # progress steps: per group its Gram products, then each reference's masks
+    total, done = sum(1 + len(pairs) for _, _, pairs in groups), 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    kin, layers, stats = [], [], []
+    for models, keys, pairs in groups:
         summary.groups += 1
         summary.models += len(models)
         x = _matrix(models, keys, vectors)  # (n, d)
-        index = {m: i for i, m in enumerate(models)}
-        sampled = set(models)
-        by_ref: dict[str | None, list[tuple[int, int]]] = defaultdict(list)
-        for i, a in enumerate(models):
-            for j in range(i + 1, len(models)):
-                by_ref[pair_reference(a, models[j], anc, sampled)].append((i, j))
         layer_cols = _layer_columns(keys, vectors[models[0]]) if len(models) <= LAYERS_MAX_MODELS else {}
-        for ref, pairs in by_ref.items():
-            members = sorted({i for p in pairs for i in p})
-            local = {g: li for li, g in enumerate(members)}
-            ref_vec = None if ref is None else x[index[ref]]
-            res = all_pairs(x[members], ref_vec, config=config, device=dev.type)
-            for i, j in pairs:
-                li, lj = local[i], local[j]
-                kin_rows.append(
-                    {"a": models[i], "b": models[j], "reference": ref, "scheme": scheme,
-                     **{m: _num(v[li, lj]) for m, v in res.items()}, "computed_on": dev.type, "computed_at": now}
-                )  # fmt: skip
-            for layer, cols in layer_cols.items():
-                sub = all_pairs(x[members][:, cols], None if ref_vec is None else ref_vec[cols],
-                                config=config, device=dev.type, metrics=("cosine", "l2"))  # fmt: skip
-                for i, j in pairs:
-                    li, lj = local[i], local[j]
-                    layer_rows.append({"a": models[i], "b": models[j], "scheme": scheme, "layer": layer,
-                                       "cosine": _num(sub["cosine"][li, lj]), "l2": _num(sub["l2"][li, lj])})  # fmt: skip
-            summary.pairs += len(pairs)
-        for m in models:
-            parents = sorted((d, p) for p, d in anc.get(m, {}).items() if p in sampled)
-            ref = parents[0][1] if parents else None
-            norm = (
-                None
-                if ref is None
-                else float(torch.linalg.vector_norm((x[index[m]] - x[index[ref]]).double()))
-            )
-            stat_rows.append({"model_id": m, "scheme": scheme, "reference": ref,
-                              "kurtosis": excess_kurtosis(x[index[m]]), "delta_norm": norm})  # fmt: skip
+        grams = {name: gram_matrix(x[:, c], config=config, device=dev) for name, c in layer_cols.items()}
+        # the layers partition the coordinates, so their Gram matrices add up to the whole one
+        g = sum(grams.values()) if grams else gram_matrix(x, config=config, device=dev)  # (n, n)
+        step()
+        res = pair_metrics(x, pairs, config=config, device=dev, gram=g, on_reference=step)
+        names = np.array(models, dtype=object)
+        for ref, (i, j) in pairs.items():
+            kin.append(pd.DataFrame({"a": names[i.numpy()], "b": names[j.numpy()],
+                                     "reference": None if ref is None else models[ref], "scheme": scheme,
+                                     **{m: v.numpy() for m, v in res[ref].items()}}))  # fmt: skip
+            summary.pairs += len(i)
+        for name, cols in layer_cols.items():
+            sub = pair_metrics(x[:, cols], pairs, config=config, device=dev, gram=grams[name],
+                               metrics=("cosine", "l2"))  # fmt: skip
+            for ref, (i, j) in pairs.items():
+                layers.append(pd.DataFrame({"a": names[i.numpy()], "b": names[j.numpy()], "scheme": scheme,
+                                            "layer": name, "cosine": sub[ref]["cosine"].numpy(),
+                                            "l2": sub[ref]["l2"].numpy()}))  # fmt: skip
+        stats.append(_weight_stats(models, x, g, anc, scheme))
+    kin_rows = pd.concat(kin, ignore_index=True) if kin else pd.DataFrame()
+    if len(kin_rows):
+        kin_rows["computed_on"], kin_rows["computed_at"] = dev.type, now
     with transaction(con):
         _write(con, "kinship", kin_rows)
-        _write(con, "kinship_layers", layer_rows)
-        _write(con, "weight_stats", stat_rows)
-    summary.seconds = (datetime.now(timezone.utc) - t0).total_seconds()
+        _write(con, "kinship_layers", pd.concat(layers, ignore_index=True) if layers else pd.DataFrame())
+        _write(con, "weight_stats", pd.concat(stats, ignore_index=True) if stats else pd.DataFrame())
+    summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _num(v: torch.Tensor) -> float | None:
-    f = float(v)
-    return None if f != f else f
+def _weight_stats(
+    models: list[str], x: torch.Tensor, g: torch.Tensor, anc: dict[str, dict[str, int]], scheme: str
+) -> pd.DataFrame:
+    """Each model's kurtosis and its distance to its nearest sampled ancestor (from the Gram matrix)."""
+    index = {m: i for i, m in enumerate(models)}
+    refs, norms = [], []
+    for m in models:
+        parents = sorted((d, p) for p, d in anc.get(m, {}).items() if p in index)
+        ref = parents[0][1] if parents else None
+        refs.append(ref)
+        if ref is None:
+            norms.append(None)
+        else:
+            i, r = index[m], index[ref]
+            norms.append(float((g[i, i] + g[r, r] - 2 * g[i, r]).clamp_min(0).sqrt()))
+    kurt = excess_kurtosis_rows(x).numpy()  # (n,)
+    return pd.DataFrame({"model_id": models, "scheme": scheme, "reference": refs, "kurtosis": kurt,
+                         "delta_norm": pd.array(norms, dtype="Float64")})  # fmt: skip
 
 
-def _write(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, object]]) -> None:
-    if not rows:
+def _no_samples(con: duckdb.DuckDBPyConnection, scheme: str, family: str | None) -> str:
+    where = f" in the family of {family}" if family else ""
+    have = [r[0] for r in con.execute(
+        "SELECT DISTINCT scheme FROM weight_samples WHERE status = 'ok' ORDER BY 1").fetchall()]  # fmt: skip
+    hint = f"; schemes sampled so far: {', '.join(have)}" if have else ""
+    return f"no models sampled with scheme {scheme!r}{where} (run `hubatlas sample --all --scheme {scheme}`){hint}"
+
+
+def _write(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if not len(frame):
         return
-    frame = pd.DataFrame(rows)
     con.register("_rows", frame)
     try:
         con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM _rows")

@@ -8,7 +8,8 @@ coordinates, identical for every model with a tensor of that name and shape.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -126,21 +127,81 @@ def record_sample(
     con: duckdb.DuckDBPyConnection, result: SampleResult, samples_root: Path
 ) -> WeightSampleRecord:
     """Write the sample file (when ok) and upsert the model's `weight_samples` row."""
-    path = sample_path(samples_root, result.scheme, result.model_id)
-    if result.status == "ok":
-        save_sample(result, path)
-    row = WeightSampleRecord(
-        model_id=result.model_id,
-        scheme=result.scheme,
-        status=result.status,
-        error=result.error,
-        n_values=result.n_values if result.status == "ok" else None,
-        bytes_read=result.bytes_read,
-        total_bytes=result.total_bytes,
-        requests=result.requests,
-        seconds=round(result.seconds, 4),
-        location=str(path) if result.status == "ok" else None,
-        sampled_at=datetime.now(timezone.utc).replace(tzinfo=None),
-    )
-    upsert(con, "weight_samples", [row])
-    return row
+    return record_samples(con, [result], samples_root)[0]
+
+
+def record_samples(
+    con: duckdb.DuckDBPyConnection, results: Sequence[SampleResult], samples_root: Path
+) -> list[WeightSampleRecord]:
+    """Write each sample file (when ok) and upsert all their `weight_samples` rows in one statement
+    (a statement per model would cost a commit per model)."""
+    rows = []
+    for result in results:
+        path = sample_path(samples_root, result.scheme, result.model_id)
+        if result.status == "ok":
+            save_sample(result, path)
+        rows.append(
+            WeightSampleRecord(
+                model_id=result.model_id,
+                scheme=result.scheme,
+                status=result.status,
+                error=result.error,
+                n_values=result.n_values if result.status == "ok" else None,
+                bytes_read=result.bytes_read,
+                total_bytes=result.total_bytes,
+                requests=result.requests,
+                seconds=round(result.seconds, 4),
+                location=str(path) if result.status == "ok" else None,
+                sampled_at=datetime.now(timezone.utc).replace(tzinfo=None),
+            )
+        )
+    upsert(con, "weight_samples", rows)
+    return rows
+
+
+@dataclass
+class SamplingSummary:
+    """Totals of a sampling run; bytes and requests are over the models sampled ok."""
+
+    counts: dict[str, int]  # status -> models
+    bytes_read: int = 0
+    total_bytes: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+
+
+def sample_jobs(
+    con: duckdb.DuckDBPyConnection,
+    jobs: Sequence[SampleJob],
+    scheme: Scheme,
+    samples_root: Path,
+    *,
+    workers: int = 4,
+    in_flight: int = 8,
+    batch: int = 64,
+    on_result: Callable[[WeightSampleRecord], None] | None = None,
+) -> SamplingSummary:
+    """Sample every job in parallel, storing samples and `weight_samples` rows `batch` models at a time
+    (an interrupted run keeps what it wrote); `on_result` sees each model's row as it is stored."""
+    t0 = time.perf_counter()
+    summary = SamplingSummary({"ok": 0, "unsupported": 0, "error": 0})
+    pending: list[SampleResult] = []
+
+    def flush() -> None:
+        for row in record_samples(con, pending, samples_root):
+            summary.counts[row.status] += 1
+            if row.status == "ok":
+                summary.bytes_read += row.bytes_read or 0
+                summary.total_bytes += row.total_bytes or 0
+                summary.requests += row.requests or 0
+            if on_result is not None:
+                on_result(row)
+        pending.clear()
+
+    for result in iter_samples(jobs, scheme, workers=workers, in_flight=in_flight):
+        pending.append(result)
+        if len(pending) >= batch:
+            flush()
+    flush()
+    summary.seconds = time.perf_counter() - t0
+    return summary

@@ -1,69 +1,148 @@
-"""Kinship benchmarks (issue "Weights", Acceptance): fidelity, bytes read, speed. Writes bench/results/kinship.json.
+"""Kinship benchmarks (the weights issue's Acceptance): fidelity, bytes read, speed, all-pairs scale.
+Writes bench/results/kinship.json.
 
-    python bench/bench_kinship.py                  # everything (a few minutes on 2 cores)
+    python bench/bench_kinship.py                  # everything (~15 min on 2 shared cores)
     python bench/bench_kinship.py --only fidelity  # or: bytes, allpairs
 
-(a) fidelity: on the bench zoo (built with `analysis.zoo.build_zoo(size="bench")` when missing), kinship from
-    sampled weights vs from every coordinate (scheme `full`, float64 accumulation), over all comparable pairs;
-(b) bytes and speed: a >= 1 GB Llama-shaped bf16 base and children (random, written to /tmp), sampled
-    locally and over HTTP range requests from a loopback server; sampled vs full-weight kinship in one run;
-(c) all-pairs kinship of 1,000 models x 2^18 coordinates on CPU: time and peak memory (in a child process).
+(a) fidelity and speed on the bench zoo (`build_zoo(size="bench", seed=0)`, built when missing): sampled
+    kinship (scheme `default`) against the full-weight way — for every comparable pair, the pair's two
+    checkpoints and its θ₀ read whole, deltas over every coordinate, Pearson and cosine in float64 (the
+    way ModelKinship does it, but in float64). Both are timed in this process, one after the other;
+(b) bytes and speed on a >= 1 GB Llama-shaped bf16 family (random base, children = base + deltas; written
+    to --work and deleted afterwards): the default scheme sampled from local files and over HTTP range
+    requests from a loopback server, against full-weight kinship reading every byte, both from a cold
+    page cache;
+(c) all-pairs kinship of 1,000 models x 2^18 coordinates on CPU: time and peak memory, in a child process.
+
+(a) and (b) run on one thread each side (the ratio is one of work, not of parallelism, on a shared
+machine); (c) uses every core. The load average is recorded with each part: the machine is shared.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import resource
-import subprocess
-import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import numpy as np
-import torch
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy and torch load their thread pools
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from analysis.kinship import KinshipConfig, all_pairs  # noqa: E402
 from analysis.kinship_run import compute_kinship  # noqa: E402
-from analysis.samples import (  # noqa: E402
-    SampleJob,
-    iter_samples,
-    record_sample,
-)
-from analysis.schemes import SCHEMES, Scheme  # noqa: E402
+from analysis.samples import SampleJob, sample_jobs  # noqa: E402
+from analysis.schemes import SCHEMES  # noqa: E402
 from atlas.config import samples_dir  # noqa: E402
 from atlas.db import connect, query_dicts, upsert  # noqa: E402
 from atlas.records import EdgeRecord, ModelRecord  # noqa: E402
+from atlas.store import refresh_lineage  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "kinship.json"
-# A leaner scheme than `default` for the zoo's tiny (64-wide) models, where `default`'s minimum of 2,048
-# values per matrix reads half of every matrix: does a ~6% sample keep the ranking?
-LEAN = Scheme("lean", seed=20240917, fraction=0.05, min_values=256, max_rows=64, vectors="skip")
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
 
 
-def _sample_all(con, jobs: list[SampleJob], scheme: Scheme, db: Path) -> dict:
-    t0 = time.perf_counter()
-    rows = [record_sample(con, r, samples_dir(db)) for r in iter_samples(jobs, scheme, workers=2)]
-    ok = [r for r in rows if r.status == "ok"]
+def _atlas(db: Path, models: list[tuple[str, Path]], edges: list[EdgeRecord], source: str):
+    db.unlink(missing_ok=True)
+    shutil.rmtree(samples_dir(db), ignore_errors=True)
+    con = connect(db)
+    upsert(con, "models", [ModelRecord(id=m, source=source, location=str(p)) for m, p in models])
+    upsert(con, "edges", edges)
+    refresh_lineage(con)  # the same connection computes kinship: its references come from `lineage`
+    return con
+
+
+def _sampled(con, jobs: list[SampleJob], scheme: str, db: Path) -> dict:
+    """Sample every job, then compute kinship from the samples: timings and read figures."""
+    s = sample_jobs(con, jobs, SCHEMES[scheme], samples_dir(db), workers=1)
+    k = compute_kinship(con, scheme=scheme, device="cpu")
     return {
-        "seconds": round(time.perf_counter() - t0, 3),
-        "models_ok": len(ok),
-        "bytes_read": sum(r.bytes_read for r in ok),
-        "total_bytes": sum(r.total_bytes or 0 for r in ok),
-        "values_per_model": round(float(np.mean([r.n_values for r in ok])), 1),
-        "requests_per_model": round(float(np.mean([r.requests for r in ok])), 2),
+        "sample_seconds": round(s.seconds, 3),
+        "kinship_seconds": round(k.seconds, 3),
+        "seconds": round(s.seconds + k.seconds, 3),
+        "models_ok": s.counts["ok"],
+        "errors": s.counts["error"] + s.counts["unsupported"],
+        "pairs": k.pairs,
+        "groups": k.groups,
+        "bytes_read": s.bytes_read,
+        "total_bytes": s.total_bytes,
+        "fraction_of_bytes_read": round(s.bytes_read / s.total_bytes, 6),
+        "requests_per_model": round(s.requests / max(s.counts["ok"], 1), 2),
+    }
+
+
+# ---------------------------------------------------------------------- (a) the bench zoo
+
+
+def _flat(state: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """Every coordinate of a checkpoint in float64: its matrices, and its 1-D tensors (norm weights)."""
+    names = sorted(state)
+    mats = np.concatenate([state[n].double().numpy().ravel() for n in names if state[n].dim() > 1])
+    vecs = [state[n].double().numpy().ravel() for n in names if state[n].dim() <= 1]
+    return mats, (np.concatenate(vecs) if vecs else np.zeros(0))
+
+
+def _moments(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([a.size, a.sum(), b.sum(), a @ a, b @ b, a @ b])
+
+
+def _pearson_cosine(m: np.ndarray) -> tuple[float, float]:
+    n, sa, sb, aa, bb, ab = m
+    cov, va, vb = ab - sa * sb / n, aa - sa * sa / n, bb - sb * sb / n
+    return float(cov / np.sqrt(va * vb)), float(ab / np.sqrt(aa * bb))
+
+
+def full_weight_kinship(zoo: Path, lineage: list[dict], pairs: list[tuple[str, str, str | None]]) -> dict:
+    """The full-weight way: read every checkpoint whole, then for each pair its deltas from θ₀ over every
+    coordinate, Pearson and cosine in float64. Over the matrices (the coordinates kinship is defined on:
+    every scheme leaves out 1-D tensors) and, ModelKinship's literal choice, over all tensors."""
+    from analysis.zoo import load_state
+
+    t0 = time.perf_counter()
+    flat = {m["id"]: _flat(load_state(zoo / m["path"])) for m in lineage}  # adapters merged into their base
+    read = time.perf_counter() - t0
+    out = {}
+    for a, b, ref in pairs:
+        (ma, va), (mb, vb) = flat[a], flat[b]
+        if ref is not None:
+            (mr, vr) = flat[ref]
+            ma, va, mb, vb = ma - mr, va - vr, mb - mr, vb - vr
+        mat = _moments(ma, mb)
+        out[(a, b)] = (*_pearson_cosine(mat), *_pearson_cosine(mat + _moments(va, vb)))
+    return {"values": out, "read_seconds": read, "seconds": time.perf_counter() - t0}
+
+
+def _agreement(sampled: np.ndarray, full: np.ndarray) -> dict:
+    """sampled/full: (pairs, 2) Pearson and cosine; pairs where either is undefined (NaN) are counted apart."""
+    ok = np.isfinite(sampled).all(1) & np.isfinite(full).all(1)
+    undefined = int((~ok).sum())
+    sampled, full = sampled[ok], full[ok]
+    if len(sampled) < 2:
+        return {"pairs": len(sampled)}
+    return {
+        "pairs": len(sampled),
+        "undefined": undefined,
+        "spearman_pearson": round(float(spearmanr(sampled[:, 0], full[:, 0]).statistic), 5),
+        "max_abs_delta_pearson": round(float(np.max(np.abs(sampled[:, 0] - full[:, 0]))), 5),
+        "max_abs_delta_cosine": round(float(np.max(np.abs(sampled[:, 1] - full[:, 1]))), 5),
     }
 
 
@@ -73,62 +152,66 @@ def fidelity(zoo: Path, work: Path) -> dict:
 
         build_zoo(zoo, seed=0, size="bench")
     lineage = json.loads((zoo / "lineage.json").read_text())["models"]
-    db = work / "fidelity.duckdb"
-    db.unlink(missing_ok=True)
-    con = connect(db)
-    upsert(
-        con, "models", [ModelRecord(id=m["id"], source="zoo", location=str(zoo / m["path"])) for m in lineage]
-    )
+    kind = {m["id"]: m["kind"] for m in lineage}
     edges = [
         EdgeRecord(m["id"], p, m["relation"] or "unknown", "card") for m in lineage for p in m["parents"]
     ]
-    upsert(con, "edges", edges)
+    db = work / "fidelity.duckdb"
+    con = _atlas(db, [(m["id"], zoo / m["path"]) for m in lineage], edges, "zoo")
     jobs = [SampleJob(m["id"], str(zoo / m["path"]), None) for m in lineage]
-    import analysis.schemes as schemes
-
-    schemes.SCHEMES.setdefault("lean", LEAN)
-    out: dict = {"models": len(lineage)}
-    timings = {}
-    for scheme in ("full", "default", "lean"):
-        s = _sample_all(con, jobs, SCHEMES[scheme], db)
-        t0 = time.perf_counter()
-        summary = compute_kinship(con, scheme=scheme, device="cpu")
-        s["kinship_seconds"] = round(time.perf_counter() - t0, 3)
-        s["pairs"], s["groups"] = summary.pairs, summary.groups
-        timings[scheme] = s
-    full = {(r["a"], r["b"]): r for r in query_dicts(con, "SELECT * FROM kinship WHERE scheme = 'full'")}
-    for scheme in ("default", "lean"):
-        rows = query_dicts(con, "SELECT * FROM kinship WHERE scheme = ?", [scheme])
-        pairs = [(r, full[(r["a"], r["b"])]) for r in rows if (r["a"], r["b"]) in full]
-        ok = [(r, f) for r, f in pairs if r["pearson"] is not None and f["pearson"] is not None]
-        sp = np.array([r["pearson"] for r, _ in ok])
-        fp = np.array([f["pearson"] for _, f in ok])
-        dc = [
-            abs(r["cosine"] - f["cosine"])
-            for r, f in ok
-            if r["cosine"] is not None and f["cosine"] is not None
-        ]
-        t, tf = timings[scheme], timings["full"]
-        out[scheme] = {
-            "pairs_compared": len(ok),
-            "spearman_pearson": round(_spearman(sp, fp), 5),
-            "max_abs_delta_cosine": round(max(dc), 5),
-            "max_abs_delta_pearson": round(float(np.max(np.abs(sp - fp))), 5),
-            "fraction_of_bytes_read": round(t["bytes_read"] / t["total_bytes"], 5),
-            "sampling": t,
-            "speedup_kinship_only": round(tf["kinship_seconds"] / t["kinship_seconds"], 2),
-            "speedup_sample_plus_kinship": round(
-                (tf["seconds"] + tf["kinship_seconds"]) / (t["seconds"] + t["kinship_seconds"]), 2
-            ),
-        }
-    out["full"] = timings["full"]
+    out: dict = {"models": len(lineage), "load_before": _load()}
+    # one run, one after the other: sampled (default), full-weight per pair, full-weight batched
+    out["sampled"] = _sampled(con, jobs, "default", db)
+    rows = query_dicts(con, "SELECT a, b, reference, pearson, cosine FROM kinship WHERE scheme = 'default'")
+    full = full_weight_kinship(zoo, lineage, [(r["a"], r["b"], r["reference"]) for r in rows])
+    out["full_weight_pairwise"] = {
+        "seconds": round(full["seconds"], 3),
+        "read_seconds": round(full["read_seconds"], 3),
+    }
+    out["full_weight_batched"] = _sampled(con, jobs, "full", db)
+    out["load_after"] = _load()
+    values = full["values"]
+    batched = {(r["a"], r["b"]): r for r in query_dicts(con, "SELECT * FROM kinship WHERE scheme = 'full'")}
     con.close()
+    s = np.array([[r["pearson"], r["cosine"]] for r in rows], dtype=float)  # (pairs, 2)
+    f = np.array([values[(r["a"], r["b"])][:2] for r in rows])  # (pairs, 2)
+    f_all = np.array([values[(r["a"], r["b"])][2:] for r in rows])
+    with_ref = np.array([r["reference"] is not None for r in rows])
+    out["pairs"] = len(rows)
+    out["same_pairs_as_full_scheme"] = set(batched) == {(r["a"], r["b"]) for r in rows}
+    out["fidelity"] = _agreement(s, f)
+    out["fidelity_by_pair"] = {
+        "with_common_ancestor": _agreement(s[with_ref], f[with_ref]),
+        "raw_weights": _agreement(s[~with_ref], f[~with_ref]),
+        "raw_weights_one_family": _agreement(*(a[~with_ref & _same_family(rows)] for a in (s, f))),
+        "raw_weights_two_families": _agreement(*(a[~with_ref & ~_same_family(rows)] for a in (s, f))),
+    }
+    out["fidelity_vs_all_tensors"] = _agreement(s, f_all)
+    b = np.array([[batched[(r["a"], r["b"])]["pearson"], batched[(r["a"], r["b"])]["cosine"]] for r in rows])
+    out["check_full_scheme_vs_pairwise_max_abs_diff"] = float(np.max(np.abs(b - f)))
+    worst = np.argsort(-np.abs(s[:, 1] - f[:, 1]))[:5]
+    out["worst_cosine_pairs"] = [
+        {"a": rows[k]["a"], "b": rows[k]["b"], "kinds": [kind[rows[k]["a"]], kind[rows[k]["b"]]],
+         "reference": rows[k]["reference"], "sampled": round(s[k, 1], 4), "full": round(f[k, 1], 4)}
+        for k in worst
+    ]  # fmt: skip
+    t_s, t_p, t_b = out["sampled"], out["full_weight_pairwise"], out["full_weight_batched"]
+    out["speedup_vs_full_weight_pairwise"] = round(t_p["seconds"] / t_s["seconds"], 2)
+    out["speedup_vs_full_weight_batched"] = round(t_b["seconds"] / t_s["seconds"], 2)
+    out["speedup_kinship_only_vs_batched"] = round(t_b["kinship_seconds"] / t_s["kinship_seconds"], 2)
     return out
+
+
+def _same_family(rows: list[dict]) -> np.ndarray:
+    return np.array([r["a"].split("/")[0] == r["b"].split("/")[0] for r in rows])
 
 
 # ---------------------------------------------------------------------- (b) a >= 1 GB bf16 family
 
 LLAMA = {"hidden": 2048, "inter": 5632, "layers": 8, "vocab": 32000}
+# child of big/base -> the shared direction its delta carries (None: its own only); 1 and 2 share one,
+# so their deltas from the base have Pearson 0.5, and 0 with child-3's
+CHILDREN = {"big/child-1": "task", "big/child-2": "task", "big/child-3": None}
 
 
 def _llama_shapes() -> dict[str, tuple[int, ...]]:
@@ -141,36 +224,31 @@ def _llama_shapes() -> dict[str, tuple[int, ...]]:
     for n in range(LLAMA["layers"]):
         p = f"model.layers.{n}."
         shapes |= {p + f"self_attn.{m}.weight": (h, h) for m in ("q_proj", "k_proj", "v_proj", "o_proj")}
-        shapes |= {
-            p + "mlp.gate_proj.weight": (i, h),
-            p + "mlp.up_proj.weight": (i, h),
-            p + "mlp.down_proj.weight": (h, i),
-        }
+        shapes |= {p + "mlp.gate_proj.weight": (i, h), p + "mlp.up_proj.weight": (i, h),
+                   p + "mlp.down_proj.weight": (h, i)}  # fmt: skip
         shapes |= {p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,)}
     return shapes
 
 
-def make_big_family(root: Path, children: int = 2) -> list[str]:
-    """A random bf16 base (~1.1 GB) and children = base + small random deltas, as Hub-style folders."""
+def make_big_family(root: Path) -> list[str]:
+    """A random bf16 base (~1.08 GB) and three children: base + 0.002·(task + own)/√2 or base + 0.002·own."""
     from safetensors.torch import save_file
 
-    ids = ["big/base"] + [f"big/child-{k}" for k in range(1, children + 1)]
-    if all((root / m / "model.safetensors").exists() for m in ids):
-        return ids
+    ids = ["big/base", *CHILDREN]
     shapes = _llama_shapes()
-    g = torch.Generator().manual_seed(0)
-    base = {n: (torch.randn(s, generator=g) * 0.02).bfloat16() for n, s in shapes.items()}
     for k, m in enumerate(ids):
+        tensors = {}
+        for t, (name, shape) in enumerate(shapes.items()):
+            base = torch.randn(shape, generator=torch.Generator().manual_seed(1000 + t)) * 0.02
+            if k > 0:
+                own = torch.randn(shape, generator=torch.Generator().manual_seed(10_000 * k + t))
+                if CHILDREN[m] is not None:
+                    task = torch.randn(shape, generator=torch.Generator().manual_seed(99_000 + t))
+                    own = (own + task) / 2**0.5
+                base += 0.002 * own
+            tensors[name] = base.bfloat16()
         folder = root / m
         folder.mkdir(parents=True, exist_ok=True)
-        if k == 0:
-            tensors = base
-        else:
-            gk = torch.Generator().manual_seed(k)
-            tensors = {
-                n: (t.float() + torch.randn(t.shape, generator=gk) * 0.002).bfloat16()
-                for n, t in base.items()
-            }
         save_file(tensors, str(folder / "model.safetensors"))
         (folder / "config.json").write_text(
             json.dumps({"architectures": ["LlamaForCausalLM"], "torch_dtype": "bfloat16"})
@@ -179,118 +257,196 @@ def make_big_family(root: Path, children: int = 2) -> list[str]:
     return ids
 
 
-def _range_server(root: Path) -> ThreadingHTTPServer:
-    """Serves `/{owner}/{name}/resolve/main/{file}` with Range support, streaming from disk."""
+def _evict(files: list[Path]) -> None:
+    """Drop these files from the page cache (only these: the machine is shared), so a read is cold."""
+    os.sync()
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def _range_server(root: Path, counts: Counter) -> ThreadingHTTPServer:
+    """`GET|HEAD /{owner}/{name}/resolve/main/{file}` with single `Range`s (206, 416), streamed from disk.
+
+    The replay Hub (tests/hub/server.py) holds each answered file in memory and hashes it per request,
+    which suits test-sized repos, not 1 GB checkpoints; this answers the same URLs and headers.
+    """
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the Hub's CDN
+
+        def do_HEAD(self) -> None:
+            self._serve(body=False)
+
         def do_GET(self) -> None:
+            self._serve(body=True)
+
+        def _serve(self, body: bool) -> None:
+            counts[self.command] += 1
             repo, _, rest = self.path.lstrip("/").partition("/resolve/")
             path = root / repo / rest.partition("/")[2]
             if not path.is_file():
-                self.send_error(404)
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             size = path.stat().st_size
-            start, _, end = self.headers.get("Range", "bytes=0-").removeprefix("bytes=").partition("-")
-            start, end = int(start), min(int(end) if end else size - 1, size - 1)
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            start, end, status = 0, size - 1, 200
+            if "Range" in self.headers:
+                lo, _, hi = self.headers["Range"].removeprefix("bytes=").partition("-")
+                start, end, status = int(lo), min(int(hi) if hi else size - 1, size - 1), 206
+                if start >= size:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{size}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+            self.send_response(status)
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             self.send_header("Content-Length", str(end - start + 1))
+            self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
-            with path.open("rb") as f:
-                f.seek(start)
-                self.wfile.write(f.read(end - start + 1))
+            if body:
+                with path.open("rb") as f:
+                    f.seek(start)
+                    data = f.read(end - start + 1)
+                counts["bytes"] += len(data)
+                self.wfile.write(data)
 
         def log_message(self, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
-def _full_weight_kinship(folders: list[Path]) -> tuple[np.ndarray, float]:
-    """Pearson of raw weights over every coordinate, float64 accumulation, tensor by tensor (the full way)."""
+def _full_weight_big(files: list[Path], ref_of: dict[tuple[int, int], int | None]) -> tuple[dict, float]:
+    """Pearson of deltas over every coordinate of every tensor, float64, reading each checkpoint once
+    tensor by tensor: the raw Gram matrix of all models gives every pair's deltas from its θ₀."""
     from safetensors import safe_open
 
     t0 = time.perf_counter()
-    n = len(folders)
-    handles = [safe_open(str(f / "model.safetensors"), framework="pt") for f in folders]
+    n = len(files)
+    handles = [safe_open(str(f), framework="pt") for f in files]
     gram, sums, count = np.zeros((n, n)), np.zeros(n), 0
     for name in handles[0].keys():  # noqa: SIM118
         x = torch.stack([h.get_tensor(name).flatten().double() for h in handles])  # (n, numel)
         gram += (x @ x.T).numpy()
         sums += x.sum(1).numpy()
         count += x.shape[1]
-    cov = gram - np.outer(sums, sums) / count
-    d = np.sqrt(np.diag(cov))
-    return cov / np.outer(d, d), time.perf_counter() - t0
+    out = {}
+    for (i, j), r in ref_of.items():
+        g, s = gram.copy(), sums.copy()
+        if r is not None:  # δ = θ − θr
+            g = gram - gram[:, [r]] - gram[[r], :] + gram[r, r]
+            s = sums - sums[r]
+        cov = g[i, j] - s[i] * s[j] / count
+        out[(i, j)] = float(cov / np.sqrt((g[i, i] - s[i] ** 2 / count) * (g[j, j] - s[j] ** 2 / count)))
+    return out, time.perf_counter() - t0
 
 
-def bytes_and_speed(work: Path) -> dict:
+def bytes_and_speed(work: Path, keep: bool) -> dict:
     big = work / "big"
     t0 = time.perf_counter()
     ids = make_big_family(big)
-    made = time.perf_counter() - t0
+    files = [big / m / "model.safetensors" for m in ids]
+    out: dict = {
+        "shape": LLAMA,
+        "dtype": "BF16",
+        "models": len(ids),
+        "generate_seconds": round(time.perf_counter() - t0, 1),
+    }
+    out["checkpoint_bytes"] = files[0].stat().st_size
+    out["load_before"] = _load()
+    edges = [EdgeRecord(c, "big/base", "finetune", "card") for c in CHILDREN]
     db = work / "big.duckdb"
-    db.unlink(missing_ok=True)
-    con = connect(db)
-    upsert(con, "models", [ModelRecord(id=m, source="local", location=str(big / m)) for m in ids])
-    out: dict = {"shape": LLAMA, "dtype": "BF16", "models": len(ids), "generate_seconds": round(made, 1)}
-    checkpoint = (big / ids[0] / "model.safetensors").stat().st_size
-    out["checkpoint_bytes"] = checkpoint
-    t0 = time.perf_counter()
-    local = _sample_all(con, [SampleJob(m, str(big / m), None) for m in ids], SCHEMES["default"], db)
-    local["kinship_seconds"] = round(compute_kinship(con, scheme="default", device="cpu").seconds, 3)
-    sampled_total = time.perf_counter() - t0
-    server = _range_server(big)
+    con = _atlas(db, [(m, big / m) for m in ids], edges, "local")
+    _evict(files)
+    out["local"] = _sampled(con, [SampleJob(m, str(big / m), None) for m in ids], "default", db)
+    counts: Counter = Counter()
+    server = _range_server(big, counts)
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        remote = _sample_all(
-            con, [SampleJob(m, url, ("model.safetensors",)) for m in ids], SCHEMES["default"], db
+        _evict(files)
+        remote = _sampled(
+            con, [SampleJob(m, url, ("config.json", "model.safetensors")) for m in ids], "default", db
         )
     finally:
         server.shutdown()
         server.server_close()
-    sampled = {
-        r["a"] + "|" + r["b"]: r["pearson"] for r in query_dicts(con, "SELECT a, b, pearson FROM kinship")
-    }
+    remote["server_requests_per_model"] = round((counts["GET"] + counts["HEAD"]) / len(ids), 2)
+    remote["server_bytes_sent"] = counts["bytes"]
+    out["http_range"] = remote
+    for side in (out["local"], remote):
+        side["fraction_of_checkpoint_file_read"] = round(
+            side["bytes_read"] / (out["checkpoint_bytes"] * len(ids)), 6
+        )
+    rows = query_dicts(con, "SELECT a, b, reference, pearson FROM kinship WHERE scheme = 'default'")
     con.close()
-    # the full-weight way reads every byte; start from a cold page cache where we can
-    subprocess.run(["sh", "-c", "sync; echo 1 > /proc/sys/vm/drop_caches"], capture_output=True, check=False)
-    full, full_seconds = _full_weight_kinship([big / m for m in ids])
-    for side in (local, remote):
-        side["fraction_of_checkpoint_read"] = round(side["bytes_read"] / side["total_bytes"], 6)
-    out["local"], out["http_range"] = local, remote
+    index = {m: k for k, m in enumerate(ids)}
+    ref_of = {(index[r["a"]], index[r["b"]]): index.get(r["reference"]) for r in rows}
+    _evict(files)
+    full, full_seconds = _full_weight_big(files, ref_of)
+    out["load_after"] = _load()
     out["full_weight_seconds"] = round(full_seconds, 2)
-    out["sampled_seconds"] = round(sampled_total, 3)
-    out["speedup_sampled_vs_full_weight"] = round(full_seconds / sampled_total, 1)
+    out["speedup_sampled_vs_full_weight"] = round(full_seconds / out["local"]["seconds"], 1)
     out["pearson_sampled_vs_full"] = {
-        k: [round(v, 5), round(float(full[ids.index(k.split("|")[0]), ids.index(k.split("|")[1])]), 5)]
-        for k, v in sampled.items()
-    }
+        f"{r['a']}|{r['b']}": {"reference": r["reference"], "sampled": round(r["pearson"], 5),
+                               "full": round(full[(index[r["a"]], index[r["b"]])], 5)}
+        for r in rows
+    }  # fmt: skip
+    if not keep:
+        shutil.rmtree(big)
     return out
 
 
 # ---------------------------------------------------------------------- (c) 1,000 models x 2^18 coordinates
 
 
+def _status_bytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
 def allpairs_child(n: int, d: int, block: int) -> dict:
+    torch.set_num_threads(os.cpu_count() or 1)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, d, generator=g)  # (n, d) float32: 1 GiB at 1000 x 2^18
     ref = torch.randn(d, generator=g)
+    before = _status_bytes("VmRSS")
+    # the peak (VmHWM) is this process's own: a child's getrusage maxrss starts from its parent's
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     t0 = time.perf_counter()
     res = all_pairs(x, ref, device="cpu", config=KinshipConfig(block=block))
     seconds = time.perf_counter() - t0
-    assert res["pearson"].shape == (n, n)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"models": n, "coordinates": d, "block": block, "seconds": round(seconds, 2), "peak_rss_bytes": peak,
-            "input_bytes": x.numel() * 4, "threads": torch.get_num_threads()}  # fmt: skip
+    assert res["pearson"].shape == (n, n) and not res["pearson"].isnan().any()
+    peak = _status_bytes("VmHWM")
+    return {"models": n, "coordinates": d, "block": block, "metrics": sorted(res), "seconds": round(seconds, 2),
+            "peak_rss_bytes": peak, "rss_before_bytes": before, "input_bytes": x.numel() * 4,
+            "threads": torch.get_num_threads()}  # fmt: skip
 
 
 def allpairs(n: int = 1000, d: int = 1 << 18, block: int = 256) -> dict:
+    threads = str(os.cpu_count() or 1)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+    }
+    load = _load()
     cmd = [sys.executable, __file__, "--allpairs-child", f"{n},{d},{block}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_before": load, "load_after": _load()}
 
 
 def main() -> None:
@@ -298,17 +454,19 @@ def main() -> None:
     ap.add_argument("--only", choices=("fidelity", "bytes", "allpairs"))
     ap.add_argument("--zoo", type=Path, default=Path("/tmp/hubatlas-bench-zoo"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/hubatlas-bench-kinship"))
+    ap.add_argument("--keep", action="store_true", help="keep the >= 1 GB family in --work")
     ap.add_argument("--allpairs-child")
     args = ap.parse_args()
     if args.allpairs_child:
         n, d, block = (int(v) for v in args.allpairs_child.split(","))
         print(json.dumps(allpairs_child(n, d, block)))
         return
+    torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-                          "cuda": torch.cuda.is_available(), "note": "no GPU lent for this run: CPU only"}  # fmt: skip
-    steps = {"fidelity": lambda: fidelity(args.zoo, args.work), "bytes": lambda: bytes_and_speed(args.work),
+                          "cuda": torch.cuda.is_available(), "threads_a_b": 1}  # fmt: skip
+    steps = {"fidelity": lambda: fidelity(args.zoo, args.work), "bytes": lambda: bytes_and_speed(args.work, args.keep),
              "allpairs": allpairs}  # fmt: skip
     for name, step in steps.items():
         if args.only in (None, name):
@@ -316,8 +474,8 @@ def main() -> None:
             results[name] = step()
             results[name]["bench_seconds"] = round(time.perf_counter() - t0, 1)
             print(name, json.dumps(results[name], indent=1), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

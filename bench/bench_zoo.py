@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,7 +39,6 @@ def accuracy_table(models: list[dict]) -> dict:
 def nearest_earlier_accuracy(root: Path, models: list[dict]) -> dict:
     """How recoverable lineage is: share of single-parent models whose nearest (full-weight L2) earlier
     model of the same architecture is their true parent, per relation kind."""
-    import torch
 
     from analysis.zoo import load_state
 
@@ -62,8 +65,10 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["small", "bench"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    results = {}
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                 "torch": torch.__version__, "threads": torch.get_num_threads()}}  # fmt: skip
     for size in args.sizes:
+        load = [round(v, 2) for v in os.getloadavg()]
         with tempfile.TemporaryDirectory() as tmp:
             summary = build_zoo(Path(tmp), seed=args.seed, size=size)
             models = json.loads(summary.lineage_path.read_text())["models"]
@@ -73,6 +78,7 @@ def main() -> None:
             "seed": args.seed, "models": summary.n_models, "declared": summary.n_declared,
             "relations": summary.relations, "build_seconds": summary.seconds, "bytes": nbytes,
             "accuracy": accuracy_table(models), "nearest_earlier_parent_accuracy": recover,
+            "load_before": load, "load_after": [round(v, 2) for v in os.getloadavg()],
         }  # fmt: skip
         print(size, json.dumps(results[size], indent=1))
     out = Path(__file__).resolve().parent / "results" / "zoo.json"

@@ -34,7 +34,7 @@ def sample_command(
     """
     from rich.progress import Progress
 
-    from analysis.samples import iter_samples, list_jobs, record_sample
+    from analysis.samples import WeightSampleRecord, list_jobs, sample_jobs
     from analysis.schemes import get_scheme
     from atlas.db import AtlasDBError, connect
 
@@ -54,26 +54,29 @@ def sample_command(
         typer.secho(
             f"warning: {m}: not in the atlas or no location to read from; skipped", err=True, fg="yellow"
         )
-    counts = {"ok": 0, "unsupported": 0, "error": 0}
-    read = total = requests = 0
+    if not jobs:
+        con.close()
+        what = "none of the models named" if model and not all_models else "no model in the atlas"
+        raise fail(f"{what} can be sampled (add models with `hubatlas scan DIR` or `hubatlas crawl`)")
     with Progress(disable=quiet, transient=True) as progress:
         task = progress.add_task("sampling", total=len(jobs))
-        for result in iter_samples(jobs, chosen, workers=workers):
-            row = record_sample(con, result, samples_dir(db_path))
-            counts[row.status] += 1
-            if row.status == "ok":
-                read += row.bytes_read or 0
-                total += row.total_bytes or 0
-                requests += row.requests or 0
-            else:
+
+        def shown(row: WeightSampleRecord) -> None:
+            if row.status != "ok":
                 typer.secho(f"{row.status}: {row.error}", err=True, fg="yellow")
             progress.advance(task)
-    con.close()
+
+        try:
+            done = sample_jobs(con, jobs, chosen, samples_dir(db_path), workers=workers, on_result=shown)
+        finally:
+            con.close()
+    counts, read, total = done.counts, done.bytes_read, done.total_bytes
     frac = f"{100 * read / total:.4f}%" if total else "n/a"
-    per = f"{requests / counts['ok']:.1f}" if counts["ok"] else "n/a"
+    per = f"{done.requests / counts['ok']:.1f}" if counts["ok"] else "n/a"
     typer.echo(
         f"sampled {counts['ok']} models ({counts['unsupported']} unsupported, {counts['error']} errors) "
-        f"with scheme {chosen.name}: read {read:,} of {total:,} bytes ({frac}), {per} requests per model"
+        f"with scheme {chosen.name}: read {read:,} of {total:,} bytes ({frac}), {per} requests per model "
+        f"in {done.seconds:.1f}s"
     )
 
 
@@ -96,7 +99,7 @@ def kinship_command(
 
     Example: `hubatlas kinship --device auto --family zoo/base`
     """
-    from rich.console import Console
+    from rich.progress import Progress
 
     from analysis.kinship import KinshipConfig
     from analysis.kinship_run import compute_kinship
@@ -106,12 +109,13 @@ def kinship_command(
         con = connect(resolve_db_path(db))
     except AtlasDBError as e:
         raise fail(str(e)) from e
-    console = Console(stderr=True, quiet=quiet)
     try:
-        with console.status("computing kinship"):
+        with Progress(disable=quiet, transient=True) as progress:
+            task = progress.add_task("kinship", total=None)
             summary = compute_kinship(
-                con, scheme=scheme, device=device, family=family, config=KinshipConfig(block=block)
-            )
+                con, scheme=scheme, device=device, family=family, config=KinshipConfig(block=block),
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
     except ValueError as e:
         raise fail(str(e), 2) from e
     finally:

@@ -157,3 +157,48 @@ def test_sample_command_reads_hub_models_over_http(ckpt_root: Path, db_path: Pat
     assert rows["zoo/ft-a1"]["n_values"] == rows["zoo/ft-a1-sharded"]["n_values"] > 0
     assert rows["zoo/ft-a1"]["bytes_read"] < rows["zoo/ft-a1"]["total_bytes"]
     assert "missing shard" in rows["bad/missing-shard"]["error"]
+
+
+def _broken_headers(root: Path) -> dict[str, str]:
+    """Models whose safetensors header is cut, absurd, not JSON or lying about where data ends, with the
+    words their one-line error must hold."""
+    import struct
+
+    from tests.analysis import checkpoints as ck
+
+    tensors = ck.llama_like(11)
+    data = (ck.write_model(root, "hdr/cut-in-header", tensors) / "model.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    (root / "hdr/cut-in-header/model.safetensors").write_bytes(data[: 8 + n // 2])
+    huge = ck.write_model(root, "hdr/absurd-length", tensors) / "model.safetensors"
+    huge.write_bytes(struct.pack("<Q", 1 << 40) + data[8:])
+    garbage = ck.write_model(root, "hdr/not-json", tensors) / "model.safetensors"
+    garbage.write_bytes(data[:8] + b"\xff" * n + data[8 + n :])
+    past = ck.write_model(root, "hdr/past-the-end", tensors) / "model.safetensors"
+    past.write_bytes(data[: len(data) - 100])  # the header still promises every byte
+    return {"hdr/cut-in-header": "truncated", "hdr/absurd-length": "not plausible",
+            "hdr/not-json": "not valid JSON", "hdr/past-the-end": "past the file"}  # fmt: skip
+
+
+def test_broken_headers_give_one_line_reasons_locally_and_over_http(tmp_path: Path) -> None:
+    cases = _broken_headers(tmp_path)
+    with ReplayHub(repo_dirs=[tmp_path]) as hub:
+        for model_id, words in cases.items():
+            for location in (str(tmp_path / model_id), hub.url):
+                got = sample_model(model_id, location, DEFAULT)
+                assert got.status == "error", (model_id, location)
+                assert got.error and "\n" not in got.error and model_id in got.error
+                assert words in got.error, (location, got.error)
+
+
+def test_sample_command_fails_clearly_when_nothing_can_be_sampled(db_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from atlas.cli import app
+
+    out = CliRunner().invoke(app, ["sample", "--model", "nobody/nothing", "--db", str(db_path), "-q"])
+    assert out.exit_code == 1
+    assert out.stderr.strip().splitlines() == [
+        "warning: nobody/nothing: not in the atlas or no location to read from; skipped",
+        "error: none of the models named can be sampled (add models with `hubatlas scan DIR` or `hubatlas crawl`)",
+    ]
