@@ -14,7 +14,7 @@ from itertools import combinations
 
 import numpy as np
 
-Dist = Callable[[str, str], "float | None"]
+Matrix = Callable[[Sequence[str]], np.ndarray]  # ids -> (n, n) distances, NaN where unknown
 
 
 @dataclass(frozen=True)
@@ -26,40 +26,45 @@ class MergeFit:
     relative_residual: float  # ‖θ_m − Σ wᵢ θᵢ‖ / min_i ‖θ_m − θᵢ‖
 
 
-def gram_from_distances(v: str, cands: Sequence[str], dist: Dist) -> np.ndarray | None:
-    """H_ij = ⟨θᵢ − θ_v, θⱼ − θ_v⟩ for the candidates, or None when a pairwise distance is missing."""
-    n = len(cands)
-    dv = np.array([dist(v, c) for c in cands], dtype=object)
-    if any(x is None for x in dv):
+def gram_from_distances(d: np.ndarray) -> np.ndarray | None:
+    """H_ij = ⟨θᵢ − θ_v, θⱼ − θ_v⟩ from the distance matrix of (v, candidates...); None when one is missing.
+
+    `d` is (n + 1, n + 1) with v first; NaN marks a missing distance.
+    """
+    if np.isnan(d).any():
         return None
-    dv2 = np.asarray(dv, dtype=np.float64) ** 2  # (n,)
-    d2 = np.zeros((n, n))  # (n, n) squared distances among candidates
-    for i in range(n):
-        for j in range(i + 1, n):
-            x = dist(cands[i], cands[j])
-            if x is None:
-                return None
-            d2[i, j] = d2[j, i] = x * x
-    return (dv2[:, None] + dv2[None, :] - d2) / 2
+    d2 = d**2  # (n + 1, n + 1)
+    return (d2[1:, :1] + d2[:1, 1:] - d2[1:, 1:]) / 2  # (n, n)
 
 
 def simplex_fit(h: np.ndarray) -> tuple[np.ndarray, float]:
     """Weights w ≥ 0, Σw = 1 minimising wᵀHw, and the residual √(wᵀHw).
 
-    H = AᵀA (eigendecomposition, negative rounding eigenvalues clipped); the sum constraint is a heavily
-    weighted extra row of a non-negative least-squares problem.
+    H = LLᵀ (Cholesky; H is a Gram matrix, so a tiny ridge is enough when it is singular) and the sum
+    constraint is a heavily weighted extra row of a non-negative least-squares problem.
     """
     from scipy.optimize import nnls
 
-    lam, q = np.linalg.eigh(h)
-    a = np.sqrt(np.clip(lam, 0.0, None))[:, None] * q.T  # (n, n): ‖a w‖² = wᵀHw
-    mu = 1e3 * float(np.sqrt(max(np.max(np.diag(h)), 1e-300)))
-    a_aug = np.vstack([a, mu * np.ones((1, h.shape[0]))])  # (n + 1, n)
-    b_aug = np.zeros(h.shape[0] + 1)
+    n = h.shape[0]
+    scale = max(float(np.max(np.diag(h))), 1e-300)
+    a = _cholesky_factor(h, scale).T  # (n, n): ‖a w‖² ≈ wᵀHw
+    mu = 1e3 * np.sqrt(scale)
+    a_aug = np.vstack([a, mu * np.ones((1, n))])  # (n + 1, n)
+    b_aug = np.zeros(n + 1)
     b_aug[-1] = mu
-    w, _ = nnls(a_aug, b_aug, maxiter=50 * h.shape[0])
-    w = w / w.sum() if w.sum() > 0 else np.full(h.shape[0], 1.0 / h.shape[0])
+    w, _ = nnls(a_aug, b_aug, maxiter=50 * n)
+    w = w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
     return w, float(np.sqrt(max(w @ h @ w, 0.0)))
+
+
+def _cholesky_factor(h: np.ndarray, scale: float) -> np.ndarray:
+    """Lower-triangular L with LLᵀ = H + ridge·I, the ridge growing from 1e-13·scale until H factors."""
+    ridge = 1e-13 * scale
+    while True:
+        try:
+            return np.linalg.cholesky(h + ridge * np.eye(h.shape[0]))
+        except np.linalg.LinAlgError:
+            ridge *= 100
 
 
 def best_pair(h: np.ndarray) -> tuple[int, int, float, float]:
@@ -77,7 +82,7 @@ def best_pair(h: np.ndarray) -> tuple[int, int, float, float]:
 def fit_linear_merge(
     v: str,
     cands: Sequence[str],
-    dist: Dist,
+    matrix: Matrix,
     *,
     max_residual: float,
     min_weight: float,
@@ -89,7 +94,7 @@ def fit_linear_merge(
     on all candidates, pruned while it still fits. Merges of merges make several sets fit exactly; the
     smallest, then the closest fit, wins.
     """
-    h = gram_from_distances(v, cands, dist) if len(cands) >= 2 else None
+    h = gram_from_distances(matrix([v, *cands])) if len(cands) >= 2 else None
     if h is None:
         return None
     nearest = float(np.sqrt(max(np.min(np.diag(h)), 0.0)))

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+
 from analysis.infer_copy import Coords, copy_sources, sources_of_unchanged
 from analysis.infer_merge import fit_linear_merge
 from analysis.infer_meta import CREATED_AT_FLOOR
@@ -106,8 +108,11 @@ def kurtosis_sign(nodes: Mapping[str, WeightNode], known: Iterable[tuple[str, st
     return -1.0 if votes < 0 else 1.0
 
 
+DENSE_MAX = 4096  # components up to this many models keep a dense distance matrix (fast lookups)
+
+
 class Distances:
-    """Symmetric lookup and sorted neighbour lists over the kinship pairs (a < b)."""
+    """Symmetric lookup, sorted neighbour lists and dense blocks over the kinship pairs (a < b)."""
 
     def __init__(self, pairs: Mapping[tuple[str, str], float], ids: Iterable[str]) -> None:
         keep = set(ids)
@@ -119,11 +124,56 @@ class Distances:
                 self.near[b].append((d, a))
         for lst in self.near.values():
             lst.sort()
+        self.where: dict[str, tuple[int, int]] = {}  # id -> (component, index in its dense matrix)
+        self.dense: list[np.ndarray] = []
+        for comp in _components(self.near):
+            if len(comp) > DENSE_MAX:
+                continue
+            index = {m: i for i, m in enumerate(comp)}
+            mat = np.full((len(comp), len(comp)), np.nan)  # (n, n)
+            np.fill_diagonal(mat, 0.0)
+            for m in comp:
+                for d, u in self.near[m]:
+                    mat[index[m], index[u]] = d
+            self.where |= {m: (len(self.dense), i) for m, i in index.items()}
+            self.dense.append(mat)
 
     def __call__(self, a: str, b: str) -> float | None:
         if a == b:
             return 0.0
         return self.pairs.get((a, b) if a < b else (b, a))
+
+    def matrix(self, ids: Sequence[str]) -> np.ndarray:
+        """(n, n) distances among `ids`, NaN where unknown."""
+        spots = [self.where.get(m) for m in ids]
+        if spots and all(s is not None and s[0] == spots[0][0] for s in spots):  # type: ignore[index]
+            idx = [s[1] for s in spots]  # type: ignore[index]
+            return self.dense[spots[0][0]][np.ix_(idx, idx)]  # type: ignore[index]
+        out = np.full((len(ids), len(ids)), np.nan)
+        for i, a in enumerate(ids):
+            for j, b in enumerate(ids):
+                d = self(a, b)
+                out[i, j] = np.nan if d is None else d
+        return out
+
+
+def _components(near: Mapping[str, list[tuple[float, str]]]) -> list[list[str]]:
+    seen: set[str] = set()
+    out = []
+    for start in sorted(near):
+        if start in seen:
+            continue
+        comp, stack = [], [start]
+        seen.add(start)
+        while stack:
+            m = stack.pop()
+            comp.append(m)
+            for _, u in near[m]:
+                if u not in seen:
+                    seen.add(u)
+                    stack.append(u)
+        out.append(sorted(comp))
+    return out
 
 
 def earlier_candidates(
@@ -211,7 +261,7 @@ def find_linear_merges(
     for v in todo:
         cands = [u for _, u in earlier_candidates(v, by_id, dist, leaves, cfg.merge_candidates, cfg.use_time)]
         fit = fit_linear_merge(
-            v, cands, dist, max_residual=cfg.merge_residual, min_weight=cfg.merge_min_weight
+            v, cands, dist.matrix, max_residual=cfg.merge_residual, min_weight=cfg.merge_min_weight
         )
         if fit is not None:
             ws = ", ".join(f"{w:.2f}" for w in fit.weights)
