@@ -305,11 +305,11 @@ def find_copied_coordinates(
         if found is None:
             continue
         ids = tuple(u for u, _ in found.sources)
-        shares = ", ".join(f"{u} {s:.0%}" for u, s in found.sources)
+        shares = ", ".join(f"{u} on {s:.0%}" for u, s in found.sources)
         relation = "merge" if len(ids) > 1 else "adapter" if by_id[v].adapter else "finetune"
         out[v] = Explanation(
             ids, relation, cfg.confidence["copied_coordinates"],
-            f"copies sampled coordinates exactly from {shares}",
+            f"copied coordinates: sampled values exactly equal to {shares} of the coordinates",
             tuple(1.0 / len(ids) for _ in ids) if len(ids) > 1 else None,
         )  # fmt: skip
         sources[v] = ids
@@ -467,7 +467,7 @@ def explain_children(
         nxt = f"; next candidate costs {runner:.4g}" if runner is not None else ""
         out[v] = Explanation(
             (p,), "adapter" if by_id[v].adapter else "finetune", confidence_from_cost(cost, runner),
-            f"nearest older model by sampled L2 ({d:.4g}) in a spanning arborescence, cost {cost:.4g}{nxt}",
+            f"nearest older model: sampled L2 {d:.4g}, chosen in a spanning arborescence at cost {cost:.4g}{nxt}",
         )  # fmt: skip
     return out
 
