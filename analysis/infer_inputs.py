@@ -15,8 +15,8 @@ import duckdb
 import numpy as np
 
 from analysis.infer_copy import Coords
+from analysis.infer_graph import WeightNode
 from analysis.infer_meta import split_name_suffix
-from analysis.infer_weights import WeightNode
 from atlas.db import query_dicts
 
 MANTISSA_BITS = {"F64": 52, "F32": 23, "F16": 10, "BF16": 7}
