@@ -261,39 +261,33 @@ def explain_children(
     if cfg.merges:
         out |= find_linear_merges(todo, by_id, dist, leaves, cfg)
     if cfg.copies and coords:
-        provisional = {
-            v: [u] for v in todo if (c := earlier_candidates(v, by_id, dist, leaves, 1, cfg.use_time))
-            for u in [c[0][1]]
-        }  # fmt: skip
+        nearest = {
+            v: ps
+            for v in todo
+            if (ps := [u for _, u in earlier_candidates(v, by_id, dist, leaves, 1, cfg.use_time)])
+        }
         sources: dict[str, Sequence[str]] = {**known, **{c: e.parents for c, e in out.items()}}
+        todo_copy = [v for v in todo if v not in out]
         out |= find_copied_coordinates(
-            [v for v in todo if v not in out],
-            by_id,
-            dist,
-            leaves,
-            coords,
-            sources,
-            {**provisional, **known},
-            cfg,
+            todo_copy, by_id, dist, leaves, coords, sources, {**nearest, **known}, cfg
         )
     fixed = {c: e.parents for c, e in out.items()}
-    tree = infer_weight_tree(
-        nodes,
-        dist,
-        known_parents=known,
-        cfg=cfg,
-        fixed=fixed,
-        leaves=leaves,
-        coords=coords if cfg.copies else None,
-    )
-    for v, (p, cost, runner) in tree.items():
-        d = dist(v, p) or 0.0
-        nxt = f"; next candidate costs {runner:.4g}" if runner is not None else ""
-        out[v] = Explanation(
-            (p,), "adapter" if by_id[v].adapter else "finetune", confidence_from_cost(cost, runner),
-            f"nearest older model: sampled L2 {d:.4g}, chosen in a spanning arborescence at cost {cost:.4g}{nxt}",
-        )  # fmt: skip
-    return out
+    tree = infer_weight_tree(nodes, dist, known_parents=known, cfg=cfg, fixed=fixed, leaves=leaves,
+                             coords=coords if cfg.copies else None)  # fmt: skip
+    return out | {
+        v: _tree_explanation(by_id[v], p, cost, runner, dist) for v, (p, cost, runner) in tree.items()
+    }
+
+
+def _tree_explanation(
+    v: WeightNode, p: str, cost: float, runner: float | None, dist: Distances
+) -> Explanation:
+    d = dist(v.id, p) or 0.0
+    nxt = f"; next candidate costs {runner:.4g}" if runner is not None else ""
+    return Explanation(
+        (p,), "adapter" if v.adapter else "finetune", confidence_from_cost(cost, runner),
+        f"nearest older model: sampled L2 {d:.4g}, chosen in a spanning arborescence at cost {cost:.4g}{nxt}",
+    )  # fmt: skip
 
 
 def weight_edges(
