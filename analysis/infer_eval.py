@@ -11,7 +11,7 @@ import csv
 import gzip
 import json
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,8 +118,13 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
+def id_key(model_id: str) -> str:
+    """A comparison key for a model id: normalised (legacy un-owned ids get their organisation), lower-cased."""
+    return (normalize_id(model_id) or model_id).lower()
+
+
 def _same(a: str, b: str) -> bool:
-    return a.lower() == b.lower()
+    return id_key(a) == id_key(b)
 
 
 def score_edges(edges: Iterable[EdgeRecord], truth: Mapping[str, frozenset[str]]) -> MetaScore:
@@ -162,44 +167,137 @@ def calibrated_confidence(score: MetaScore, *, min_support: int = 10) -> dict[st
     return out
 
 
-def compare_card_lineage(folder: str | Path, edges: Iterable[EdgeRecord], models: Iterable[str]) -> dict:
-    """Agreement with card-lineage-2025 on the models both sets contain.
+# Labels of `manually_annotated.csv`: which rows give parents, which say the model is an original.
+ANNOTATED_WITH_PARENTS = (
+    "merge",
+    "unknown_annotated",
+)  # parents listed (a merge's, or one of unknown relation)
+ANNOTATED_SOURCE = "source"  # an original model: any parent proposed for it is wrong
+# 'unknown': the annotator could not tell; such rows are no truth and are left out.
 
-    `card_text_parents.csv` pairs were extracted from card text by the Model Atlas preprocessing;
-    `manually_annotated.csv` rows are hand-labelled (relation merge/source/unknown). Only models present
-    in our dumps can be compared: most of theirs are not.
+
+def compare_card_lineage(
+    folder: str | Path,
+    edges: Iterable[EdgeRecord],
+    models: Iterable[str],
+    *,
+    declared: Mapping[str, Iterable[str]] | None = None,
+) -> dict:
+    """Precision and recall against card-lineage-2025, on the models both sets contain.
+
+    `card_text_parents.csv` holds (model, parent) pairs extracted from card text by another pipeline: it is
+    scored as agreement on the models it lists (it lists only models where it found a parent, so a parent
+    we propose for a model it leaves out cannot be judged). `manually_annotated.csv` is hand-labelled:
+    rows labelled `merge` or `unknown_annotated` give parents (precision and recall per edge); rows
+    labelled `source` are originals, so any parent proposed for one counts against precision; `unknown`
+    rows are left out. Ids are compared by `id_key` (legacy ids and case do not matter).
+
+    `edges` are inferred with every declaration hidden. With `declared` (child → declared parents), the
+    hand labels are also compared with the lineage the atlas holds after `hubatlas infer`: declared parents
+    where a model declares any, inferred ones otherwise.
     """
     folder = Path(folder)
-    ours: dict[str, set[str]] = defaultdict(set)
+    inferred: dict[str, set[str]] = defaultdict(set)
     for e in edges:
-        ours[e.child.lower()].add(e.parent.lower())
-    have = {m.lower() for m in models}
-    result: dict[str, dict] = {}
-    for name, child_col, parent_col in (
-        ("card_text_parents", "id", "base_model"),
-        ("manually_annotated", "current_model", "base_model"),
-    ):
-        with open(folder / f"{name}.csv", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        truth: dict[str, set[str]] = defaultdict(set)
-        for r in rows:
-            for raw in (r.get(parent_col) or "").split(","):
-                if p := normalize_id(raw):
-                    truth[r[child_col].lower()].add(p.lower())
-        overlap = [c for c in truth if c in have]
-        proposed = [c for c in overlap if ours.get(c)]
-        correct = [c for c in proposed if ours[c] & truth[c]]
-        result[name] = {
-            "rows": len(rows),
-            "models_in_our_data": len(overlap),
-            "with_inferred_parent": len(proposed),
-            "inferred_parent_matches": len(correct),
-            "precision": _r(len(correct) / len(proposed)) if proposed else None,
-            "recall": _r(len(correct) / len(overlap)) if overlap else None,
-            "relations": dict(
-                Counter(r.get("base_model_relation", "") for r in rows if r[child_col].lower() in have)
-            )
-            if name == "manually_annotated"
-            else {},
-        }
+        inferred[id_key(e.child)].add(id_key(e.parent))
+    have = {id_key(m) for m in models}
+    result: dict[str, dict] = {"card_text_parents": _agreement(_read_pairs(folder), inferred, have)}
+    labels = _read_annotated(folder)
+    result["manually_annotated"] = _score_labels(labels, inferred, have)
+    if declared is not None:
+        atlas = dict(inferred)
+        for child, parents in declared.items():
+            keys = {id_key(p) for p in parents}
+            if keys:
+                atlas[id_key(child)] = keys
+        result["manually_annotated_atlas_lineage"] = _score_labels(labels, atlas, have)
     return result
+
+
+def _split_parents(raw: str | None) -> set[str]:
+    return {id_key(p) for x in (raw or "").split(",") if (p := normalize_id(x))}
+
+
+def _read_pairs(folder: Path) -> dict[str, set[str]]:
+    truth: dict[str, set[str]] = defaultdict(set)
+    with open(folder / "card_text_parents.csv", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            truth[id_key(r["id"])] |= _split_parents(r.get("base_model"))
+    return {c: ps for c, ps in truth.items() if ps}
+
+
+@dataclass(frozen=True)
+class AnnotatedModel:
+    """One hand-labelled model: its labels and the parents the labels give."""
+
+    labels: frozenset[str]
+    parents: frozenset[str]
+
+
+def _read_annotated(folder: Path) -> dict[str, AnnotatedModel]:
+    labels: dict[str, set[str]] = defaultdict(set)
+    parents: dict[str, set[str]] = defaultdict(set)
+    with open(folder / "manually_annotated.csv", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            key = id_key(r["current_model"])
+            label = (r.get("base_model_relation") or "").strip()
+            labels[key].add(label)
+            if label in ANNOTATED_WITH_PARENTS:
+                parents[key] |= _split_parents(r.get("base_model"))
+    return {k: AnnotatedModel(frozenset(v), frozenset(parents.get(k, ()))) for k, v in labels.items()}
+
+
+def _agreement(truth: Mapping[str, set[str]], ours: Mapping[str, set[str]], have: set[str]) -> dict:
+    overlap = [c for c in truth if c in have]
+    proposed = sum(len(ours.get(c, ())) for c in overlap)
+    agree = sum(len(ours.get(c, set()) & truth[c]) for c in overlap)
+    pairs = sum(len(truth[c]) for c in overlap)
+    return {
+        "models_listed": len(truth),
+        "models_in_our_data": len(overlap),
+        "pairs_in_our_data": pairs,
+        "edges_proposed": proposed,
+        "edges_agreeing": agree,
+        "precision": _r(agree / proposed) if proposed else None,
+        "recall": _r(agree / pairs) if pairs else None,
+    }
+
+
+def _score_labels(labels: Mapping[str, AnnotatedModel], ours: Mapping[str, set[str]], have: set[str]) -> dict:
+    with_parents = [k for k, a in labels.items() if k in have and a.parents]
+    sources = [k for k, a in labels.items() if k in have and not a.parents and ANNOTATED_SOURCE in a.labels]
+    unjudged = [
+        k for k, a in labels.items() if k in have and not a.parents and ANNOTATED_SOURCE not in a.labels
+    ]
+    truth_edges = sum(len(labels[k].parents) for k in with_parents)
+    correct = sum(len(ours.get(k, set()) & labels[k].parents) for k in with_parents)
+    wrong_on_labelled = sum(len(ours.get(k, set()) - labels[k].parents) for k in with_parents)
+    on_sources = sum(len(ours.get(k, ())) for k in sources)
+    proposed = correct + wrong_on_labelled + on_sources
+    by_label = {}
+    for label in ANNOTATED_WITH_PARENTS:
+        ks = [k for k in with_parents if label in labels[k].labels]
+        n = sum(len(labels[k].parents) for k in ks)
+        got = sum(len(ours.get(k, set()) & labels[k].parents) for k in ks)
+        by_label[label] = {
+            "models": len(ks),
+            "parents": n,
+            "recovered": got,
+            "recall": _r(got / n) if n else None,
+        }
+    by_label[ANNOTATED_SOURCE] = {
+        "models": len(sources),
+        "with_a_proposed_parent": sum(bool(ours.get(k)) for k in sources),
+    }
+    return {
+        "models_labelled": len(labels),
+        "models_in_our_data": len(with_parents) + len(sources) + len(unjudged),
+        "left_out_unknown": len(unjudged),
+        "edges_proposed": proposed,
+        "edges_correct": correct,
+        "precision": _r(correct / proposed) if proposed else None,
+        "truth_edges": truth_edges,
+        "recall": _r(correct / truth_edges) if truth_edges else None,
+        "models_with_a_right_parent": sum(bool(ours.get(k, set()) & labels[k].parents) for k in with_parents),
+        "by_label": by_label,
+    }

@@ -60,6 +60,10 @@ CARD_PHRASES: tuple[Phrase, ...] = (
     Phrase("adapter_of", "adapter",
            _p(r"(?:lora|qlora|peft|adapter)\b[^.\n]{0,80}?\b(?:for|of|on|base model:?)\s+" + _ANY + "")),
     Phrase("distilled_from", "distill", _p(r"distill(?:ed|ation)?\s+(?:version\s+)?(?:of|from)\s+" + _ANY + "")),
+    Phrase("finetuned_link", "finetune", _p(r"fine-?tuned\s+" + _LINK)),
+    Phrase("base_model_named", "unknown", _p(r"base model\s*(?:is|was|:)\s*(?:the\s+)?" + _ANY)),
+    Phrase("base_model_named", "unknown",
+           _p(r"using\s+(?:the\s+)?" + _LINK + r"\s+as\s+(?:the\s+|a\s+|its\s+)?base model")),
     Phrase("finetuned_from", "finetune",
            _p(r"(?:fine-?tuned|trained|finetune)\s+(?:version\s+)?(?:of|from|on top of)\s+" + _ANY + "")),
     Phrase("based_on", "unknown",
@@ -142,6 +146,8 @@ CONFIDENCE: dict[str, float] = {
     "merge_base": 0.8,
     "adapter_of": 0.7,
     "distilled_from": 0.6,
+    "finetuned_link": 0.9,
+    "base_model_named": 0.9,
     "finetuned_from": 0.857,
     "based_on": 0.979,
     "name_same_owner": 0.9,
@@ -178,6 +184,8 @@ def normalize_id(raw: str) -> str | None:
     if s.startswith(("datasets/", "spaces/", "docs/", "papers/", "blog/")) or not s:
         return None
     if not re.fullmatch(r"[\w.\-]+(?:/[\w.\-]+)?", s) or s.count("/") > 1 or ".." in s:
+        return None
+    if s.rpartition("/")[2].lower() in ("http", "https", "www"):  # a doubled link: `hf.co/org/https://...`
         return None
     if "/" not in s:
         if s in LEGACY_IDS:
@@ -297,6 +305,31 @@ class NameIndex:
         return best, relation, kind
 
 
+def stored_id_resolver(ids: Iterable[str]) -> dict[str, str]:
+    """Lower-cased id → the id as stored, so a parent named in other case or by its renamed or legacy id
+    (`google-bert/bert-base-uncased` for a stored `bert-base-uncased`, or the reverse) links to the model."""
+    out: dict[str, str] = {}
+    ids = list(ids)
+    for i in ids:
+        if "/" not in i and i in LEGACY_IDS:
+            out.setdefault(LEGACY_IDS[i].lower(), i)
+    for i in ids:
+        out[i.lower()] = i
+    return out
+
+
+def _link_stored(
+    child: str, found: list[tuple[str, str, str]], stored: Mapping[str, str]
+) -> list[tuple[str, str, str]]:
+    """Parents renamed to their stored ids; a parent named twice (or the child itself) dropped."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for parent, relation, kind in found:
+        parent = stored.get(parent.lower(), parent)
+        if parent != child and parent not in out:
+            out[parent] = (parent, relation, kind)
+    return list(out.values())
+
+
 def infer_metadata_edges(
     models: Sequence[ModelFacts],
     *,
@@ -307,10 +340,12 @@ def infer_metadata_edges(
     """Inferred edges for each model not in `skip_children` (those already declaring a parent).
 
     Card text wins over the name; the confidence of an edge is its kind's calibrated precision times the
-    upload-time factor. `known` widens the models a name can point to (default: `models`).
+    upload-time factor. `known` widens the models a name can point to (default: `models`); a parent that
+    is stored under another spelling (case, legacy id) is linked to the stored id.
     """
     index = NameIndex(known.values() if known is not None else models)
     by_id = dict(known) if known is not None else {m.id: m for m in models}
+    stored = stored_id_resolver(by_id)
     edges: list[EdgeRecord] = []
     for m in models:
         if m.id in skip_children:
@@ -321,6 +356,7 @@ def infer_metadata_edges(
             hit = index.lookup(m)
             if hit is not None:
                 found, origin = [(hit[0].id, hit[1], hit[2])], "name"
+        found = _link_stored(m.id, found, stored)
         n = len(found)
         for parent, relation, kind in found:
             ts = time_state(m, by_id.get(parent))

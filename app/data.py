@@ -150,7 +150,9 @@ def _relatives(
         con,
         f"""
         SELECT l.{other} AS id, l.relation, l.origin, l.confidence, l.declared, l.merge_weight, l.n_sources,
-               (SELECT string_agg(e.origin || ': ' || coalesce(e.evidence, e.relation), '; ' ORDER BY e.origin)
+               (SELECT string_agg(CASE WHEN starts_with(coalesce(e.evidence, ''), e.origin) THEN e.evidence
+                                       ELSE e.origin || ': ' || coalesce(e.evidence, e.relation) END,
+                                  '; ' ORDER BY e.origin)
                 FROM edges e WHERE e.{mine} = l.{mine} AND e.{other} = l.{other}) AS evidence,
                coalesce(m.downloads, 0) AS downloads, m.id IS NULL AS placeholder
         FROM lineage l LEFT JOIN models m ON m.id = l.{other}

@@ -333,3 +333,69 @@ FROM (
     SELECT b AS model_id, a AS kin, scheme, reference, pearson, cosine, l2, sign_conflict, topk_overlap FROM kinship
 )
 ORDER BY model_id, scheme, rank;
+
+-- ---------------------------------------------------------------- ecosystem analytics (analysis/traits.py)
+
+-- Depth histogram of every family: how many members sit at each depth (0 = the root itself).
+CREATE OR REPLACE VIEW family_depths AS
+SELECT root, depth, count(*) AS n FROM family_members GROUP BY root, depth;
+
+-- Relation mix of every family: lineage edges between its members, per relation, with their share.
+-- (The membership is materialised once: the recursive view would otherwise run for both joins.)
+CREATE OR REPLACE VIEW family_relations AS
+WITH fm AS MATERIALIZED (SELECT root, id FROM family_members)
+SELECT f.root, l.relation, count(*) AS n,
+       count(*) / sum(count(*)) OVER (PARTITION BY f.root) AS share
+FROM fm f JOIN lineage l ON l.child = f.id
+JOIN fm p ON p.root = f.root AND p.id = l.parent
+WHERE l.parent <> l.child
+GROUP BY f.root, l.relation;
+
+-- A licence id's class: 'permissive', 'copyleft', 'non-commercial', 'restricted' (use-restricted or custom
+-- terms: Llama, Gemma, OpenRAIL, ...), 'other' (other / unknown / unrecognised) or 'none' (no licence given).
+CREATE OR REPLACE MACRO license_class(license) AS CASE
+    WHEN license IS NULL OR trim(license) = '' THEN 'none'
+    WHEN regexp_matches(lower(license), '(^|-)nc(-|$)|non-?commercial|^c-uda$') THEN 'non-commercial'
+    WHEN regexp_matches(lower(license), 'gpl|^cc-by-sa|^mpl|^gfdl|^eupl|^epl|^odbl|^osl|^cecill') THEN 'copyleft'
+    WHEN regexp_matches(lower(license),
+        '^(mit|apache(-2(\.0)?)?|isc|zlib|unlicense|wtfpl|cc0-1\.0|cc-by-[0-9.]+|afl-3\.0|academic free.*'
+        || '|artistic-2\.0|bsl-1\.0|ms-pl|pddl|odc-by|ecl-2\.0|postgresql|ncsa|bsd.*|0bsd|upl-1\.0)$') THEN 'permissive'
+    WHEN regexp_matches(lower(license),
+        'rail|^llama|^gemma|^bigscience|^bigcode|^deepseek|^qwen|^tongyi|^falcon|^apple|^mistral|^nvidia'
+        || '|^h-research|^intel-research|^fair-noncommercial|^jamba|^cohere|^stabilityai|^sai-') THEN 'restricted'
+    ELSE 'other' END;
+
+-- The traits per model that the ecosystem analyses compare along lineage edges. `english_only` is NULL
+-- when the card names no language.
+CREATE OR REPLACE VIEW model_traits AS
+SELECT id, created_at, license, license_class(license) AS license_class,
+       coalesce(languages, []) AS languages,
+       CASE WHEN len(coalesce(languages, [])) = 0 THEN NULL
+            ELSE regexp_full_match(lower(array_to_string(languages, ',')), '(en|eng|english)(,(en|eng|english))*')
+       END AS english_only,
+       card_length, pipeline_tag, library_name, architecture, downloads, likes
+FROM models;
+
+-- One row per lineage edge (self-loops aside): the traits of parent and child side by side, and whether
+-- each changed. A `*_changed` flag is NULL when either side does not state the trait (a placeholder parent,
+-- no licence, no language, no card read), so "unknown" is never counted as a change.
+CREATE OR REPLACE VIEW trait_drift AS
+SELECT l.child, l.parent, l.relation, l.origin, l.declared,
+       p.license AS parent_license, c.license AS child_license,
+       p.license_class AS parent_license_class, c.license_class AS child_license_class,
+       CASE WHEN p.license IS NULL OR c.license IS NULL THEN NULL
+            ELSE lower(p.license) <> lower(c.license) END AS license_changed,
+       p.languages AS parent_languages, c.languages AS child_languages,
+       p.english_only AS parent_english_only, c.english_only AS child_english_only,
+       CASE WHEN len(p.languages) = 0 OR len(c.languages) = 0 THEN NULL
+            ELSE NOT (list_has_all(p.languages, c.languages) AND list_has_all(c.languages, p.languages))
+       END AS languages_changed,
+       p.card_length AS parent_card_length, c.card_length AS child_card_length,
+       c.card_length - p.card_length AS card_length_delta,
+       p.pipeline_tag AS parent_pipeline_tag, c.pipeline_tag AS child_pipeline_tag,
+       CASE WHEN p.pipeline_tag IS NULL OR c.pipeline_tag IS NULL THEN NULL
+            ELSE p.pipeline_tag <> c.pipeline_tag END AS pipeline_tag_changed
+FROM lineage l
+LEFT JOIN model_traits p ON p.id = l.parent
+LEFT JOIN model_traits c ON c.id = l.child
+WHERE l.parent <> l.child;

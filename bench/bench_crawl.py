@@ -3,7 +3,7 @@
 Crawls every family root of hub-trees-2025 (metadata only, then again unchanged, then with cards) into
 a fresh database and writes `bench/results/crawl.json`.
 
-Usage: python -m bench.bench_crawl [--data ../shared/data] [--page-size 1000]
+Usage: python bench/bench_crawl.py [--data ../shared/data] [--page-size 1000]
 """
 
 from __future__ import annotations
@@ -12,18 +12,20 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from atlas import db
-from crawlers.hub import CrawlConfig, crawl
-from crawlers.hub_client import HubClient
-from tests.hub.repos import load_records
-from tests.hub.server import ReplayHub
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from atlas import db  # noqa: E402
+from crawlers.hub import CrawlConfig, crawl  # noqa: E402
+from crawlers.hub_client import HubClient  # noqa: E402
+from tests.hub.repos import load_records  # noqa: E402
+from tests.hub.server import ReplayHub  # noqa: E402
 
 
 def roots_of(records: list[dict[str, Any]]) -> list[str]:

@@ -39,10 +39,11 @@ from atlas.records import EdgeRecord, ModelRecord  # noqa: E402
 
 def bench_metadata(data: Path) -> dict:
     t = time.perf_counter()
-    trees_score, trees_edges = evaluate_dump(data / "hub-trees-2025" / "models.jsonl.gz")
+    trees_path = data / "hub-trees-2025" / "models.jsonl.gz"
+    trees_score, trees_edges = evaluate_dump(trees_path)
+    trees = list(iter_dump(trees_path))
     scrape = [m.facts for m in iter_dump(data / "hub-scrape-2022" / "models.jsonl.gz")]
     scrape_edges = infer_metadata_edges(scrape)
-    trees_ids = [m.facts.id for m in iter_dump(data / "hub-trees-2025" / "models.jsonl.gz")]
     return {
         "hub_trees_2025_declarations_hidden": trees_score.as_dict(),
         "calibrated_confidence": calibrated_confidence(trees_score),
@@ -50,9 +51,13 @@ def bench_metadata(data: Path) -> dict:
             "models": len(scrape),
             "inferred_edges": len(scrape_edges),
             "by_origin": {o: sum(e.origin == o for e in scrape_edges) for o in ("card_text", "name")},
+            "parents_stored": sum(e.parent in {m.id for m in scrape} for e in scrape_edges),
         },
         "card_lineage_2025": compare_card_lineage(
-            data / "card-lineage-2025", trees_edges + scrape_edges, trees_ids + [m.id for m in scrape]
+            data / "card-lineage-2025",
+            trees_edges + scrape_edges,
+            [m.facts.id for m in trees] + [m.id for m in scrape],
+            declared={m.facts.id: m.declared for m in trees},
         ),
         "seconds": round(time.perf_counter() - t, 2),
     }

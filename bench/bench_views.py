@@ -1,7 +1,7 @@
 """Latency of the lineage views and macros on the 29k-node Hub dependency network.
 
 Run: `python bench/bench_views.py` (needs ../shared/data or HUBATLAS_REAL_DATA); writes bench/results/views.json.
-Targets: descendants() < 50 ms, families < 500 ms.
+Targets: descendants() < 50 ms, families, family_depths, family_relations and trait_drift < 500 ms.
 """
 
 from __future__ import annotations
@@ -64,7 +64,23 @@ def main() -> None:
             "family_ms_biggest": _time_ms(con, "SELECT * FROM family(?)", [big_root], repeat=3),
             "siblings_ms": _time_ms(con, "SELECT * FROM siblings(?)", [leaves[0]]),
             "families_ms": _time_ms(con, "SELECT * FROM families", [], repeat=3),
-            "targets": {"descendants_ms": 50, "families_ms": 500},
+            "family_depths_ms": _time_ms(con, "SELECT * FROM family_depths", [], repeat=3),
+            "family_relations_ms": _time_ms(con, "SELECT * FROM family_relations", [], repeat=3),
+            "model_traits_ms": _time_ms(con, "SELECT * FROM model_traits", [], repeat=3),
+            "trait_drift_ms": _time_ms(con, "SELECT * FROM trait_drift", [], repeat=3),
+            "trait_drift_license_transitions_ms": _time_ms(
+                con,
+                "SELECT parent_license_class, child_license_class, count(*) FROM trait_drift GROUP BY ALL",
+                [],
+                repeat=3,
+            ),
+            "targets": {
+                "descendants_ms": 50,
+                "families_ms": 500,
+                "family_depths_ms": 500,
+                "family_relations_ms": 500,
+                "trait_drift_ms": 500,
+            },
             "load_average": os.getloadavg()[0],
         }
         con.close()

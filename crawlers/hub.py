@@ -32,8 +32,9 @@ EXPAND: tuple[str, ...] = (
     "library_name", "pipeline_tag", "tags", "cardData", "config", "safetensors", "siblings", "gated",
     "private", "disabled", "transformersInfo", "model-index", "childrenModelCount",
 )  # fmt: skip
-# Small repo files read with `cards` when the model lists them: they state lineage in their own way.
-LINEAGE_FILES: tuple[str, ...] = ("adapter_config.json", "mergekit_config.yml")
+# Small repo files read with `cards` when the model lists them: they state lineage in their own way
+# (the listing's `config` is a digest without `_name_or_path`, so config.json itself is read).
+LINEAGE_FILES: tuple[str, ...] = ("config.json", "adapter_config.json", "mergekit_config.yml")
 
 
 @dataclass(frozen=True)

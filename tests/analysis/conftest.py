@@ -55,3 +55,13 @@ def ckpt_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ck.write_model(root, "bad/int8", {n: (t * 100).to(torch.int8) for n, t in a1.items()})
     ck.write_adapter(root, "bad/lora-wrong-r", adapter, "zoo/base", r=8)
     return root
+
+
+@pytest.fixture(scope="session")
+def scrape_2022(real_data: Path) -> tuple:
+    """The 2022 scrape's models (as metadata inference reads them) and the edges inference gives them."""
+    from analysis.infer_eval import iter_dump
+    from analysis.infer_meta import infer_metadata_edges
+
+    models = [m.facts for m in iter_dump(real_data / "hub-scrape-2022" / "models.jsonl.gz")]
+    return models, infer_metadata_edges(models)

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
-from analysis.infer_meta import ModelFacts, card_text_parents, infer_metadata_edges, split_name_suffix
+import pytest
+
+from analysis.infer_eval import compare_card_lineage, evaluate_dump, iter_dump
+from analysis.infer_meta import (
+    CONFIDENCE,
+    ModelFacts,
+    card_text_parents,
+    infer_metadata_edges,
+    split_name_suffix,
+)
+from atlas.records import EdgeRecord
 
 
 def test_trainer_template_names_the_linked_parent() -> None:
@@ -52,26 +63,109 @@ def test_declared_children_are_skipped() -> None:
     assert infer_metadata_edges([m], skip_children={"me/x"}) == []
 
 
-def test_precision_and_recall_on_hub_trees_with_declarations_hidden(real_data) -> None:
-    from analysis.infer_eval import evaluate_dump
+@pytest.fixture(scope="module")
+def trees_eval(real_data: Path) -> tuple:
+    """hub-trees-2025 with every declaration hidden: (score, inferred edges, its models)."""
+    path = real_data / "hub-trees-2025" / "models.jsonl.gz"
+    score, edges = evaluate_dump(path)
+    return score, edges, list(iter_dump(path))
 
-    score, _ = evaluate_dump(real_data / "hub-trees-2025" / "models.jsonl.gz")
-    d = score.as_dict()
+
+def test_precision_and_recall_on_hub_trees_with_declarations_hidden(trees_eval) -> None:
+    d = trees_eval[0].as_dict()
     assert d["precision"] >= 0.95
     assert d["recall"] >= 0.5
     # calibration: each well-supported kind's confidence is close to its measured precision
-    from analysis.infer_meta import CONFIDENCE
-
     for kind, s in d["per_kind"].items():
         if s["proposed"] >= 20:
             assert abs(CONFIDENCE[kind] - s["precision"]) <= 0.1, kind
 
 
-def test_messy_2022_scrape_does_not_crash(real_data) -> None:
-    from analysis.infer_eval import iter_dump
-
-    models = [m.facts for m in iter_dump(real_data / "hub-scrape-2022" / "models.jsonl.gz")]
-    edges = infer_metadata_edges(models)
+def test_messy_2022_scrape_does_not_crash(scrape_2022) -> None:
+    models, edges = scrape_2022
     assert len(models) > 29_000
     assert sum(e.origin == "card_text" for e in edges) > 1000
     assert all(e.child != e.parent for e in edges)
+    assert len({(e.child, e.parent, e.origin) for e in edges}) == len(edges)  # storable: no duplicate key
+    # parents are linked to the ids the dump stores (legacy un-owned names such as bert-base-uncased)
+    ids = {m.id for m in models}
+    assert sum(e.parent in ids for e in edges) >= 0.9 * len(edges)
+
+
+def test_precision_and_recall_against_card_lineage_2025(real_data: Path, trees_eval, scrape_2022) -> None:
+    _, trees_edges, trees = trees_eval
+    scrape, scrape_edges = scrape_2022
+    got = compare_card_lineage(
+        real_data / "card-lineage-2025",
+        trees_edges + scrape_edges,
+        [m.facts.id for m in trees] + [m.id for m in scrape],
+        declared={m.facts.id: m.declared for m in trees},
+    )
+    hand = got["manually_annotated"]
+    assert hand["truth_edges"] >= 50 and hand["by_label"]["source"]["models"] >= 50
+    assert hand["precision"] >= 0.9 and hand["recall"] >= 0.4
+    assert hand["by_label"]["source"]["with_a_proposed_parent"] <= 2
+    assert got["card_text_parents"]["models_in_our_data"] >= 10
+    assert got["card_text_parents"]["precision"] >= 0.8
+
+
+def test_card_lineage_labels_are_used_by_their_meaning(tmp_path: Path) -> None:
+    (tmp_path / "card_text_parents.csv").write_text(
+        "id,base_model\nme/a,org/base\nme/b,org/base\nnot/ours,x/y\n"
+    )
+    (tmp_path / "manually_annotated.csv").write_text(
+        "current_model,base_model,base_model_relation\n"
+        'me/a,org/base,unknown_annotated\nme/m,"org/p1,org/p2",merge\n'
+        "bert-base-uncased,,source\nme/u,,unknown\n"
+    )
+    edges = [
+        EdgeRecord("me/a", "org/base", "finetune", "card_text"),
+        EdgeRecord("me/b", "org/other", "finetune", "card_text"),
+        EdgeRecord("me/m", "org/p1", "merge", "card_text"),
+        # an original labelled `source` given a parent: wrong (its legacy id matches google-bert/...)
+        EdgeRecord("google-bert/bert-base-uncased", "org/x", "finetune", "card_text"),
+        EdgeRecord("me/u", "org/y", "finetune", "card_text"),  # `unknown`: no truth, not judged
+    ]
+    models = ["me/a", "me/b", "me/m", "google-bert/bert-base-uncased", "me/u"]
+    got = compare_card_lineage(tmp_path, edges, models)
+    assert (got["card_text_parents"]["models_in_our_data"], got["card_text_parents"]["precision"]) == (2, 0.5)
+    hand = got["manually_annotated"]
+    assert (hand["edges_proposed"], hand["edges_correct"], hand["truth_edges"]) == (3, 2, 3)
+    assert hand["by_label"]["source"] == {"models": 1, "with_a_proposed_parent": 1}
+    assert hand["left_out_unknown"] == 1
+    with_declared = compare_card_lineage(tmp_path, edges, models, declared={"me/m": ["org/p1", "org/p2"]})
+    assert with_declared["manually_annotated_atlas_lineage"]["edges_correct"] == 3
+
+
+def test_xlsr_and_base_model_phrasings_name_the_parent() -> None:
+    xlsr = "Fine-tuned [facebook/wav2vec2-large-xlsr-53](https://huggingface.co/facebook/wav2vec2-large-xlsr-53) on Greek."
+    assert card_text_parents("me/x", xlsr) == [
+        ("facebook/wav2vec2-large-xlsr-53", "finetune", "finetuned_link")
+    ]
+    base = "The base model is [DeBERTa-v3-base from Microsoft](https://huggingface.co/microsoft/deberta-v3-base)."
+    assert card_text_parents("me/x", base)[0][:2] == ("microsoft/deberta-v3-base", "unknown")
+    using = "Trained using [org/pubmed-bert](https://huggingface.co/org/pubmed-bert) as the base model."
+    assert card_text_parents("me/x", using)[0][0] == "org/pubmed-bert"
+    # a dataset link after "fine-tuned" is no parent
+    assert (
+        card_text_parents("me/x", "Fine-tuned [cv](https://huggingface.co/datasets/common_voice) only") == []
+    )
+
+
+def test_doubled_link_is_not_a_repo_id() -> None:
+    text = "initialized from [T5](https://huggingface.co/google/https://huggingface.co/google/t5-v1_1-xxl)"
+    assert all(p != "google/https" for p, _, _ in card_text_parents("me/x", text))
+
+
+def test_parent_named_by_its_new_id_links_to_the_stored_legacy_id() -> None:
+    # a 2022 dump stores `bert-base-uncased`; the card text (and LEGACY_IDS) say google-bert/bert-base-uncased
+    base = ModelFacts("bert-base-uncased", datetime(2022, 3, 2))
+    child = ModelFacts(
+        "me/ft",
+        datetime(2022, 5, 1),
+        text="fine-tuned version of [bert-base-uncased](https://huggingface.co/bert-base-uncased)",
+    )
+    cased = ModelFacts("me/ft2", text="fine-tuned version of [X](https://huggingface.co/Me/Other-Model)")
+    other = ModelFacts("me/other-model")
+    edges = {e.child: e.parent for e in infer_metadata_edges([base, child, cased, other])}
+    assert edges == {"me/ft": "bert-base-uncased", "me/ft2": "me/other-model"}

@@ -100,6 +100,8 @@ def test_model_page_lists_evidence_kin_and_licence_path(ctx: dash.Dash) -> None:
     kin = str(page("model").layout(model_id="alice/ft-chat"))
     assert "eve/hidden-ft" in kin and "model-kin-select" in kin
     assert '["chat-data"]' in kin  # card front matter
+    # Evidence that already names its origin is not prefixed with it again.
+    assert "card base_model: base-org/base-7b" in kin and "card: card" not in kin
     from app import data, get_source
 
     kin_rows = get_source().read(lambda con: data.nearest_kin(con, "alice/ft-chat"))

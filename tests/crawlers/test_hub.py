@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -235,3 +236,27 @@ def test_token_is_sent_but_never_stored_or_printed(
         dump = str(con.execute(f"SELECT * FROM {table}").fetchall())
         assert secret not in dump, table
     con.close()
+
+
+def test_cards_read_lineage_files_a_listing_does_not_carry(tmp_path: Path, db_path: Path) -> None:
+    """config.json `_name_or_path` and adapter_config.json state a parent that the card leaves out."""
+    repos = tmp_path / "repos"
+    ft, lora = repos / "acme" / "tuned", repos / "acme" / "tuned-lora"
+    for folder in (ft, lora):
+        folder.mkdir(parents=True)
+        (folder / "README.md").write_text("---\nlicense: mit\n---\n# no base_model here\n")
+    (ft / "config.json").write_text(json.dumps({"_name_or_path": "org/base-7b", "model_type": "llama"}))
+    (lora / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "acme/tuned"}))
+    with ReplayHub(repo_dirs=[repos]) as hub:
+        _crawl(db_path, hub, CrawlConfig(author="acme"))  # listing data only: no parent known
+        con = db.connect(db_path, read_only=True)
+        assert con.execute("SELECT count(*) FROM lineage").fetchone() == (0,)
+        con.close()
+        _crawl(db_path, hub, CrawlConfig(author="acme", cards=True))
+    con = db.connect(db_path, read_only=True)
+    rows = con.execute("SELECT child, parent, relation, origin FROM lineage ORDER BY child").fetchall()
+    con.close()
+    assert rows == [
+        ("acme/tuned", "org/base-7b", "unknown", "config"),
+        ("acme/tuned-lora", "acme/tuned", "adapter", "adapter_config"),
+    ]
