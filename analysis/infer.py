@@ -12,9 +12,17 @@ from dataclasses import dataclass
 
 import duckdb
 
-from analysis.infer_meta import ModelFacts, infer_metadata_edges, split_name_suffix
-from analysis.infer_weights import WeightNode, WeightsConfig, break_cycles, nearest_earlier, weight_edges
-from atlas.db import query_dicts, transaction, upsert
+from analysis.infer_inputs import WeightInputs, load_weight_inputs
+from analysis.infer_meta import ModelFacts, infer_metadata_edges
+from analysis.infer_weights import (
+    MOTHER,
+    WeightNode,
+    WeightsConfig,
+    break_cycles,
+    nearest_earlier,
+    weight_edges,
+)
+from atlas.db import transaction, upsert
 from atlas.records import DECLARED_ORIGINS, EdgeRecord
 from atlas.store import refresh_lineage
 
@@ -41,24 +49,9 @@ def declared_parents(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
 
 
 def load_weights(con: duckdb.DuckDBPyConnection) -> tuple[list[WeightNode], dict[tuple[str, str], float]]:
-    """Nodes with kurtosis and distances (kinship `l2`, a < b) for every model that has kinship rows."""
-    dist: dict[tuple[str, str], float] = {}
-    for a, b, l2 in con.execute(
-        "SELECT a, b, min(l2) FROM kinship WHERE l2 IS NOT NULL GROUP BY a, b"
-    ).fetchall():
-        dist[(a, b) if a < b else (b, a)] = float(l2)
-    ids = sorted({x for pair in dist for x in pair})
-    rows = query_dicts(
-        con,
-        "SELECT i.id, m.created_at, (SELECT avg(kurtosis) FROM weight_stats s WHERE s.model_id = i.id) AS kurt "
-        "FROM (SELECT unnest(?) AS id) i LEFT JOIN models m ON m.id = i.id",
-        [ids],
-    )
-    nodes = [
-        WeightNode(r["id"], r["created_at"], r["kurt"], split_name_suffix(r["id"].split("/")[-1]) is not None)
-        for r in rows
-    ]
-    return nodes, dist
+    """Nodes and distances (kinship `l2`, a < b) for every model that has kinship rows; no coordinates."""
+    inputs = load_weight_inputs(con, coordinates=False)
+    return inputs.nodes, inputs.distances
 
 
 def _replace_inferred(
@@ -84,11 +77,13 @@ def run_infer(con: duckdb.DuckDBPyConnection, *, weights: bool = False) -> Infer
     meta = infer_metadata_edges(facts, skip_children=set(declared))
     wedges: list[EdgeRecord] = []
     if weights:
-        nodes, dist = load_weights(con)
+        inputs = load_weight_inputs(con)
         got_meta = {e.child for e in meta}
         wedges = [
             e
-            for e in weight_edges(nodes, dist, known_parents=declared)
+            for e in weight_edges(
+                inputs.nodes, inputs.distances, known_parents=declared, coords=inputs.coords
+            )
             if e.child not in declared and e.child not in got_meta
         ]
     fixed = [(c, p) for c, ps in declared.items() for p in ps]
@@ -102,56 +97,102 @@ def run_infer(con: duckdb.DuckDBPyConnection, *, weights: bool = False) -> Infer
     )
 
 
+def hidden_children(children: list[str], hide: float, seed: int) -> set[str]:
+    """The children whose declarations are hidden: each with probability `hide` (seeded)."""
+    rng = random.Random(seed)
+    return {c for c in sorted(children) if rng.random() < hide}
+
+
+def weight_predictions(inputs: WeightInputs, known: dict[str, list[str]]) -> dict[str, dict[str, set[str]]]:
+    """Parents predicted from weights by Hub Atlas (with and without sampled coordinates), by MoTHer
+    alone and by "nearest earlier model"."""
+    runs = (
+        ("atlas", WeightsConfig(), inputs.coords),
+        ("atlas_distances_only", WeightsConfig(), None),
+        ("mother", MOTHER, None),
+    )
+    out: dict[str, dict[str, set[str]]] = {}
+    for name, cfg, coords in runs:
+        got: dict[str, set[str]] = defaultdict(set)
+        for e in weight_edges(inputs.nodes, inputs.distances, known_parents=known, coords=coords, cfg=cfg):
+            got[e.child].add(e.parent)
+        out[name] = dict(got)
+    out["nearest_earlier"] = {c: {p} for c, (p, _) in nearest_earlier(inputs.nodes, inputs.distances).items()}
+    return out
+
+
+def score_predictions(
+    hidden: set[str],
+    truth: dict[str, list[str]],
+    relation_of: dict[tuple[str, str], str],
+    got: dict[str, set[str]],
+) -> dict:
+    """Accuracy on hidden children, per relation of the hidden edge.
+
+    - `accuracy`: share of hidden (child, parent) edges whose parent is among the child's predicted parents
+      (a merge with three declared parents counts three edges);
+    - `children_exact`: share of hidden children whose predicted parent set equals the declared one;
+    - `precision`: share of predicted edges of hidden children that are declared.
+    """
+    total, ok, kids, exact = Counter(), Counter(), Counter(), Counter()
+    proposed = correct = 0
+    for c in hidden:
+        ps, mine = set(truth[c]), got.get(c, set())
+        rels = {relation_of.get((c, p), "unknown") for p in ps}
+        rel = "merge" if "merge" in rels else min(rels)
+        kids[rel] += 1
+        exact[rel] += mine == ps
+        proposed += len(mine)
+        correct += len(mine & ps)
+        for p in ps:
+            r = relation_of.get((c, p), "unknown")
+            total[r] += 1
+            ok[r] += p in mine
+    n = sum(total.values())
+    return {
+        "accuracy": round(sum(ok.values()) / n, 4) if n else None,
+        "hidden_edges": n,
+        "children_exact": round(sum(exact.values()) / len(hidden), 4) if hidden else None,
+        "precision": round(correct / proposed, 4) if proposed else None,
+        "per_relation": {
+            r: {"hidden": total[r], "recovered": ok[r], "accuracy": round(ok[r] / total[r], 4),
+                "children": kids[r], "children_exact": exact[r]}
+            for r in sorted(total)
+        },
+    }  # fmt: skip
+
+
 def evaluate(
     con: duckdb.DuckDBPyConnection, *, hide: float = 0.9, seed: int = 0, weights: bool = True
 ) -> dict:
     """Hide a fraction of declared children, infer, and report accuracy per relation with baselines.
 
-    Accuracy = share of hidden (child, parent) edges whose parent is among the child's inferred parents.
-    Nothing is written.
+    With `weights`, only children with kinship rows are hidden and the methods are Hub Atlas's weight
+    inference, MoTHer alone and "nearest earlier model"; otherwise metadata inference. Nothing is written.
     """
     declared = declared_parents(con)
-    relation = dict(
-        con.execute("SELECT child || '\x00' || parent, relation FROM lineage WHERE declared").fetchall()
-    )
-    rng = random.Random(seed)
+    relation_of = {
+        (c, p): r
+        for c, p, r in con.execute("SELECT child, parent, relation FROM lineage WHERE declared").fetchall()
+    }
     children = sorted(declared)
+    inputs = None
     if weights:
-        nodes, dist = load_weights(con)
-        present = {n.id for n in nodes}
+        inputs = load_weight_inputs(con)
+        present = {n.id for n in inputs.nodes}
         children = [c for c in children if c in present]
-    hidden = {c for c in children if rng.random() < hide}
+    hidden = hidden_children(children, hide, seed)
     known = {c: ps for c, ps in declared.items() if c not in hidden}
-    methods: dict[str, dict[str, set[str]]] = {}
-    if weights:
-        for name, cfg in (("atlas", WeightsConfig()), ("mother", WeightsConfig(use_time=False, k=10**6))):
-            got: dict[str, set[str]] = defaultdict(set)
-            for e in weight_edges(nodes, dist, known_parents=known, cfg=cfg):
-                got[e.child].add(e.parent)
-            methods[name] = got
-        methods["nearest_earlier"] = {c: {p} for c, (p, _) in nearest_earlier(nodes, dist).items()}
+    if inputs is not None:
+        methods = weight_predictions(inputs, known)
     else:
-        got = defaultdict(set)
+        got: dict[str, set[str]] = defaultdict(set)
         for e in infer_metadata_edges(load_facts(con), skip_children=set(known)):
             got[e.child].add(e.parent)
-        methods["metadata"] = got
+        methods = {"metadata": dict(got)}
     report: dict = {"hidden_children": len(hidden), "hide": hide, "seed": seed, "methods": {}}
-    for name, got in methods.items():
-        total, ok = Counter(), Counter()
-        for c in hidden:
-            for p in declared[c]:
-                rel = relation.get(f"{c}\x00{p}", "unknown")
-                total[rel] += 1
-                ok[rel] += p in got.get(c, set())
-        n = sum(total.values())
-        report["methods"][name] = {
-            "accuracy": round(sum(ok.values()) / n, 4) if n else None,
-            "hidden_edges": n,
-            "per_relation": {
-                r: {"hidden": total[r], "recovered": ok[r], "accuracy": round(ok[r] / total[r], 4)}
-                for r in sorted(total)
-            },
-        }
+    for name, got_m in methods.items():
+        report["methods"][name] = score_predictions(hidden, declared, relation_of, got_m)
     return report
 
 
