@@ -10,7 +10,7 @@ of the same name (mergekit 0.1.5), so the advice can be checked by really mergin
   mass, average the agreeing entries (normalised by their weights) onto θ₀.
 - `dare_ties`: drop each task-vector entry with probability 1 − `density` and rescale the rest to keep its
   L1 norm (DARE), then TIES sign election, summed (not normalised, mergekit's default).
-- `slerp`: spherical interpolation, row by row, from the first model (t = 0) to the second (t = 1).
+- `slerp`: spherical interpolation, tensor by tensor, from the first model (t = 0) to the second (t = 1).
   mergekit's `base_model` is the first model; exactly two models.
 """
 
@@ -44,9 +44,9 @@ MERGE_METHODS: dict[str, MergeMethod] = {
     m.name: m
     for m in (
         MergeMethod("linear", False, None, {"weight": 0.5}, {"normalize": True}, "merge_linear",
-                    "weighted average of the weights"),
+                    summary="weighted average of the weights"),
         MergeMethod("task_arithmetic", True, None, {"weight": 1.0}, {"normalize": False},
-                    "merge_task_arithmetic", "adds both task vectors to the base"),
+                    "merge_task_arithmetic", summary="adds both task vectors to the base"),
         MergeMethod("ties", True, None, {"weight": 1.0, "density": 0.5}, {"normalize": True}, "merge_ties",
                     op_args=("density",), summary="trims task vectors and resolves sign conflicts (TIES)"),
         MergeMethod("dare_ties", True, None, {"weight": 1.0, "density": 0.5}, {"normalize": False},

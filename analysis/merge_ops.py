@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 
@@ -65,29 +66,27 @@ def merge_dare_ties(
     return out
 
 
-def _slerp_rows(t: float, a: torch.Tensor, b: torch.Tensor, dot_threshold: float = 0.9995) -> torch.Tensor:
-    """Spherical interpolation of each row of a towards the same row of b; near-parallel rows linearly."""
-    x, y = a.reshape(a.shape[0], -1).float(), b.reshape(b.shape[0], -1).float()  # (rows, cols)
-    nx = x.norm(dim=1, keepdim=True).clamp_min(1e-8)
-    ny = y.norm(dim=1, keepdim=True).clamp_min(1e-8)
-    dot = ((x / nx) * (y / ny)).sum(1, keepdim=True).clamp(-1, 1)  # (rows, 1)
-    linear = dot.abs() > dot_threshold
-    theta = torch.acos(torch.where(linear, torch.zeros_like(dot), dot))
-    sin = torch.sin(theta).clamp_min(1e-12)
-    ca = torch.where(linear, torch.full_like(dot, 1 - t), torch.sin((1 - t) * theta) / sin)
-    cb = torch.where(linear, torch.full_like(dot, t), torch.sin(t * theta) / sin)
+def _slerp(t: float, a: torch.Tensor, b: torch.Tensor, dot_threshold: float = 0.9995) -> torch.Tensor:
+    """Spherical interpolation of tensor a towards b, each taken as one vector; near-parallel ones linearly."""
+    x, y = a.flatten().float(), b.flatten().float()  # (n,)
+    nx, ny = x.norm().clamp_min(1e-8), y.norm().clamp_min(1e-8)
+    dot = float(((x / nx) * (y / ny)).sum().clamp(-1, 1))
+    if abs(dot) > dot_threshold:
+        return ((1 - t) * x + t * y).reshape(a.shape)
+    theta = math.acos(dot)
+    ca, cb = math.sin((1 - t) * theta) / math.sin(theta), math.sin(t * theta) / math.sin(theta)
     return (ca * x + cb * y).reshape(a.shape)
 
 
 def merge_slerp(
     base_sd: StateDict | None, sds: Sequence[StateDict], weights: Sequence[float], *, t: float = 0.5
 ) -> StateDict:
-    """SLERP from sds[0] (t = 0) to sds[1] (t = 1), per output row as mergekit 0.1.5 does; weights unused."""
+    """SLERP from sds[0] (t = 0) to sds[1] (t = 1), tensor by tensor as mergekit does; weights unused."""
     del base_sd, weights
     if len(sds) != 2:
         raise ValueError(f"slerp merges exactly two models, got {len(sds)}")
     a, b = sds
-    return {name: _slerp_rows(t, a[name], b[name]) for name in a}
+    return {name: _slerp(t, a[name], b[name]) for name in a}
 
 
 __all__ = ["merge_dare_ties", "merge_linear", "merge_slerp", "merge_task_arithmetic", "merge_ties"]
