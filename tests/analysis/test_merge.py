@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import statistics
@@ -104,7 +105,7 @@ def test_suggest_stores_ranked_rows_the_merge_page_reads(atlas_copy: Path) -> No
     rows = merge_suggestions(con, "zoo/expert-sort-1")
     assert [r["rank"] for r in rows] == [1, 2, 3, 4] and len(result.suggestions) == 4
     assert [r["partner"] for r in rows] == [s.partner for s in result.suggestions]
-    assert all(r["score"] >= n["score"] for r, n in zip(rows, rows[1:], strict=False))
+    assert all(r["score"] >= n["score"] for r, n in itertools.pairwise(rows))
     top = rows[0]
     assert top["base"] == "zoo/base-llama" and top["method"] in {r.method for r in METHOD_RULES} | {"linear"}
     assert top["reasons"][0].startswith("shares base zoo/base-llama (")
