@@ -10,7 +10,7 @@ The score is a weighted sum of signals (`MERGE_SIGNALS`, weights `SCORE_WEIGHTS`
 - `sign_agreement`: 1 − the TIES sign-conflict rate among both models' largest deltas;
 - `licence_conflict`: 1 when the licences forbid releasing the merge (flagged in the reasons, never dropped).
 The weights were tuned on one zoo seed and validated on others (bench/bench_merge.py, README "Merge advice").
-The method comes from `METHOD_RULES`, the first rule whose condition holds.
+The method comes from `METHOD_RULES`, the first rule whose condition holds; `--method` overrides it.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def shared_lifts(model: ModelFacts, partner: ModelFacts) -> dict[str, float]:
     out = {}
     for key in sorted(model.evals.keys() & partner.evals.keys()):
         a, b = model.evals[key], partner.evals[key]
-        out[key[0] if key[1] in ("accuracy", "acc") else f"{key[0]} ({key[1]})"] = (b - a) / _scale(a, b)
+        task = key[0].split("/")[-1]  # model-index tasks are "type/dataset": the dataset names it
+        out[task if key[1] in ("accuracy", "acc") else f"{task} ({key[1]})"] = (b - a) / _scale(a, b)
     return out
 
 
@@ -90,14 +91,12 @@ MERGE_SIGNALS: dict[str, tuple[Signal, str]] = {
     "licence_conflict": (_licence_conflict, "1 when the licences forbid releasing the merge"),
     "kinship": (_kinship, "Pearson kinship of the task vectors (Hu et al. 2024); baseline only"),
 }
-# Weights of the score (tuned on zoo seed 1, see bench/bench_merge.py); signals not named weigh 0.
-SCORE_WEIGHTS: dict[str, float] = {
-    "best_lift": 1.0,
-    "mean_lift": 1.0,
-    "complementarity": 0.1,
-    "sign_agreement": 0.0,
-    "licence_conflict": -1.0,
-}
+# Weights of the score, tuned on zoo seed 1 (bench/bench_merge.py --tune): ranking by `best_lift` alone
+# predicted the measured gain best; `complementarity` weighs 0.01, breaking ties and ranking pairs without
+# shared evaluations (alone it ranks partners by gain at Spearman 0.19, nearest kin at −0.19); the other
+# kinship signals, and `mean_lift`, lowered the correlation and weigh 0. A licence conflict (−1) puts the
+# pair below every compatible one. Signals not named weigh 0.
+SCORE_WEIGHTS: dict[str, float] = {"best_lift": 1.0, "complementarity": 0.01, "licence_conflict": -1.0}
 
 
 @dataclass(frozen=True)
@@ -111,15 +110,12 @@ class MethodRule:
     because: str  # the reason's sentence; {value} is the signal's value
 
 
-# First matching rule wins; the last one always matches (tuned on zoo seed 1, see README).
+# First matching rule wins. Tuned on zoo seed 1 (bench/bench_merge.py --tune): averaging (linear) gained
+# most at every sign-conflict level the zoo shows; TIES is kept for the rare pairs with conflicts ≥ 50%.
 METHOD_RULES: tuple[MethodRule, ...] = (
-    MethodRule("ties", "sign_conflict", ">=", 0.4, "{value:.0%} sign conflicts → TIES resolves them"),
+    MethodRule("ties", "sign_conflict", ">=", 0.5, "{value:.0%} sign conflicts → TIES resolves them"),
     MethodRule(
-        "slerp",
-        "sign_conflict",
-        ">=",
-        0.0,
-        "{value:.0%} sign conflicts → TIES not needed; SLERP for two models",
+        "linear", "sign_conflict", ">=", 0.0, "{value:.0%} sign conflicts → TIES not needed; linear average"
     ),
 )
 
@@ -351,14 +347,21 @@ def write_suggestions(con: duckdb.DuckDBPyConnection, model_id: str, ranked: Seq
             con.executemany("INSERT INTO merge_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def suggest_many(
-    con: duckdb.DuckDBPyConnection, model_ids: Sequence[str], *, k: int = 5, scheme: str = "default"
+def suggest_all(
+    con: duckdb.DuckDBPyConnection, *, k: int = 5, method: str = "auto", scheme: str = "default"
 ) -> dict[str, int | str]:
-    """Suggestions for several models (the demo): partners stored per model, or the reason there are none."""
+    """Suggestions for every sampled full-weight model: partners stored per model, or why there are none."""
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT model_id FROM weight_samples WHERE scheme = ? AND status = 'ok' ORDER BY model_id",
+            [scheme],
+        ).fetchall()
+    ]
     out: dict[str, int | str] = {}
-    for mid in model_ids:
+    for mid in ids:
         try:
-            out[mid] = len(suggest(con, mid, k=k, scheme=scheme).suggestions)
+            out[mid] = len(suggest(con, mid, k=k, method=method, scheme=scheme).suggestions)
         except MergeAdviceError as e:
             out[mid] = str(e)
     return out

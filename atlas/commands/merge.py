@@ -16,7 +16,10 @@ METHOD_CHOICES = ("auto", "linear", "task_arithmetic", "ties", "dare_ties", "sle
 
 @app.command("suggest")
 def suggest_command(
-    model: Annotated[str, typer.Argument(help="Model id, e.g. zoo/expert-copy-1.")],
+    model: Annotated[str | None, typer.Argument(help="Model id, e.g. zoo/expert-copy-1.")] = None,
+    all_models: Annotated[
+        bool, typer.Option("--all", help="Suggest for every sampled model (stored; prints a summary).")
+    ] = False,
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="How many partners to list and store.")] = 5,
     yaml_out: Annotated[
         Path | None, typer.Option("--yaml", help="Write the mergekit YAML of the top pick to this file.")
@@ -45,10 +48,12 @@ def suggest_command(
 
     Example: `hubatlas suggest zoo/expert-copy-1 -k 5 --yaml merge.yml && mergekit-yaml merge.yml out/`
     """
-    from analysis.merge import suggest
+    from analysis.merge import suggest, suggest_all
     from analysis.merge_candidates import MergeAdviceError
     from atlas.db import AtlasDBError, connect
 
+    if (model is None) == (not all_models):
+        raise fail("name one model, or pass --all", 2)
     if method not in METHOD_CHOICES:
         raise fail(f"unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}", 2)
     if fmt not in ("text", "json"):
@@ -57,6 +62,16 @@ def suggest_command(
         con = connect(resolve_db_path(db))
     except AtlasDBError as e:
         raise fail(str(e)) from e
+    if model is None:
+        try:
+            done = suggest_all(con, k=k, method=method, scheme=scheme)
+        finally:
+            con.close()
+        stored = [m for m, v in done.items() if isinstance(v, int)]
+        typer.echo(
+            f"suggestions stored for {len(stored)} models ({len(done) - len(stored)} without candidates)"
+        )
+        return
     try:
         result = suggest(con, model, k=k, method=method, scheme=scheme, top_k_merge=top_k_merge)
     except MergeAdviceError as e:
