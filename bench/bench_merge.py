@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def _rho(x: list[float], y: list[float]) -> float | None:
     return float(spearmanr(x, y).statistic)
 
 
-def evaluate_ranking(table: SeedTable, score, method) -> dict:
+def evaluate_ranking(table: SeedTable, score: Callable[[Pair], float], method: Callable[[Pair], str]) -> dict:
     """Spearman and top-1-vs-median of a ranking (score(pair) -> float) whose merges use method(pair)."""
     by_q: dict[str, list[tuple[float, float]]] = {}
     for p in table.pairs:
@@ -184,7 +185,7 @@ def evaluate_ranking(table: SeedTable, score, method) -> dict:
     }
 
 
-def _auto(rules: tuple[MethodRule, ...] = METHOD_RULES):
+def _auto(rules: tuple[MethodRule, ...] = METHOD_RULES) -> Callable[[Pair], str]:
     return lambda p: choose_method(p.kinship, has_reference=p.has_reference, rules=rules)[0]
 
 
@@ -194,6 +195,10 @@ def evaluate_seed(table: SeedTable, *, weights: dict[str, float] | None = None,
     auto = _auto(rules)
     advisor = evaluate_ranking(table, lambda p: score_of(p.signals, weights), auto)
     kin = evaluate_ranking(table, lambda p: p.signals.get("kinship") or 0.0, auto)
+    # what the advice does for models whose cards report no evaluations: only the kinship signals are known
+    no_evals = evaluate_ranking(
+        table, lambda p: score_of({**p.signals, "best_lift": None, "mean_lift": None}, weights), auto
+    )
     rng = random.Random(table.seed)
     runs = []
     for _ in range(n_random):
@@ -207,7 +212,7 @@ def evaluate_seed(table: SeedTable, *, weights: dict[str, float] | None = None,
     best = [max(p.gains, key=lambda m, p=p: p.gains[m]) for p in table.pairs]
     return {
         "queries": len({p.query for p in table.pairs}), "pairs": len(table.pairs),
-        "skipped_queries": len(table.skipped), "advisor": advisor, "kinship_alone": kin, "random": rand,
+        "skipped_queries": len(table.skipped), "advisor": advisor, "kinship_alone": kin, "random": rand, "advisor_without_evals": no_evals,
         "methods": {"mean_gain_fixed": methods,
                     "mean_gain_auto": round(statistics.mean(p.gains[m] for p, m in zip(table.pairs, chosen, strict=True)), 4),
                     "mean_gain_best_method": round(statistics.mean(max(p.gains.values()) for p in table.pairs), 4),

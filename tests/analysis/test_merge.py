@@ -6,6 +6,8 @@ import itertools
 import json
 import shutil
 import statistics
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from atlas.cli import app
 from atlas.db import connect
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +226,13 @@ def test_evolve_prints_a_rising_curve_and_writes_it(atlas: Path, tmp_path: Path,
     assert curve["best_recipe"].count("(") >= 1 and "best model: " in res.stdout
     bad = runner.invoke(app, ["evolve", "--family", "zoo/expert-copy-1", "--db", str(atlas)])
     assert bad.exit_code == 1 and "zoo/expert-copy-1: not the root of a zoo family" in bad.stderr
+
+
+def test_suggest_reads_only_the_database_and_loads_no_torch(atlas: Path) -> None:
+    code = (
+        "import sys; from analysis.merge import suggest; from atlas.db import connect; "
+        f"suggest(connect({str(atlas)!r}, read_only=True), 'zoo/expert-copy-1', write=False); "
+        "print(sorted(m for m in ('torch', 'dash', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
