@@ -91,11 +91,11 @@ MERGE_SIGNALS: dict[str, tuple[Signal, str]] = {
     "licence_conflict": (_licence_conflict, "1 when the licences forbid releasing the merge"),
     "kinship": (_kinship, "Pearson kinship of the task vectors (Hu et al. 2024); baseline only"),
 }
-# Weights of the score, tuned on zoo seed 1 (bench/bench_merge.py --tune): ranking by `best_lift` alone
-# predicted the measured gain best; `complementarity` weighs 0.01, breaking ties and ranking pairs without
-# shared evaluations (alone it ranks partners by gain at Spearman 0.19, nearest kin at −0.19); the other
-# kinship signals, and `mean_lift`, lowered the correlation and weigh 0. A licence conflict (−1) puts the
-# pair below every compatible one. Signals not named weigh 0.
+# Weights of the score, tuned on zoo seed 1 (bench/bench_merge.py --tune): `best_lift` is what predicts the
+# measured gain, larger kinship weights only lowered the correlation. `complementarity` at 0.01 breaks ties
+# and ranks pairs without shared evaluations (alone it correlates +0.19 with the gain per query; the grid's
+# best tie-break, sign agreement, correlates −0.20 alone). A licence conflict (−1) puts the pair below every
+# compatible one. Signals not named weigh 0.
 SCORE_WEIGHTS: dict[str, float] = {"best_lift": 1.0, "complementarity": 0.01, "licence_conflict": -1.0}
 
 
