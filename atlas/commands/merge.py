@@ -58,8 +58,11 @@ def suggest_command(
         raise fail(f"unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}", 2)
     if fmt not in ("text", "json"):
         raise fail(f"unknown format {fmt!r}; choose text or json", 2)
+    db_path = resolve_db_path(db)
+    if not db_path.exists():
+        raise fail(f"{db_path}: no such database (run `hubatlas demo`, or scan, sample and kinship first)")
     try:
-        con = connect(resolve_db_path(db))
+        con = connect(db_path)
     except AtlasDBError as e:
         raise fail(str(e)) from e
     if model is None:

@@ -210,9 +210,14 @@ def test_bad_input_is_one_line_naming_the_model(atlas_copy: Path, model: str, me
         suggest(connect(atlas_copy, read_only=True), model, write=False)
 
 
-def test_unknown_method_is_refused(atlas: Path) -> None:
+def test_unknown_method_missing_database_and_no_model_are_refused(atlas: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["suggest", "zoo/expert-copy-1", "--method", "soup", "--db", str(atlas)])
     assert res.exit_code == 2 and "unknown method 'soup'" in res.stderr
+    missing = tmp_path / "none.duckdb"
+    res = runner.invoke(app, ["suggest", "zoo/expert-copy-1", "--db", str(missing)])
+    assert res.exit_code == 1 and f"{missing}: no such database" in res.stderr and not missing.exists()
+    res = runner.invoke(app, ["suggest", "--db", str(atlas)])
+    assert res.exit_code == 2 and "name one model, or pass --all" in res.stderr
 
 
 def test_evolve_prints_a_rising_curve_and_writes_it(atlas: Path, tmp_path: Path, one_thread: None) -> None:
@@ -236,3 +241,22 @@ def test_suggest_reads_only_the_database_and_loads_no_torch(atlas: Path) -> None
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+def test_suggest_all_fills_the_merge_page_for_every_model_with_candidates(atlas_copy: Path) -> None:
+    from app.data import models_with_suggestions
+
+    res = runner.invoke(app, ["suggest", "--all", "-k", "2", "--db", str(atlas_copy)])
+    assert res.exit_code == 0, res.output
+    con = connect(atlas_copy, read_only=True)
+    stored = set(models_with_suggestions(con, limit=100))
+    n_sampled = con.execute("SELECT count(*) FROM weight_samples WHERE status = 'ok'").fetchone()[0]
+    per_model = dict(con.execute("SELECT model_id, count(*) FROM merge_suggestions GROUP BY 1").fetchall())
+    con.close()
+    assert (
+        res.stdout.strip()
+        == f"suggestions stored for {len(stored)} models ({n_sampled - len(stored)} without candidates)"
+    )
+    assert {"zoo/expert-copy-1", "zoo/expert-sort-1", "zoo/wide-expert-copy-1"} <= stored
+    assert not stored & {"zoo/base-llama", "zoo/lora-copy"}  # every llama model descends from the base
+    assert set(per_model.values()) <= {1, 2}
