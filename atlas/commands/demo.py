@@ -26,7 +26,7 @@ class DemoStep:
 def demo_steps(out: Path, db_path: Path, *, seed: int, data: Path | None, quiet: bool) -> list[DemoStep]:
     """The demo's steps, in order; each calls the same function as the command of that name."""
     from atlas.commands import app as app_cmds
-    from atlas.commands import importing, infer, local, weights
+    from atlas.commands import importing, infer, local, merge, weights
 
     zoo_dir = out / "zoo"
     steps = []
@@ -77,6 +77,28 @@ def demo_steps(out: Path, db_path: Path, *, seed: int, data: Path | None, quiet:
                 db=db_path, weights=True, evaluate=False, hide=0.9, seed=0, quiet=quiet
             ),
         ),
+        # Kinship again now that inferred parents are in `lineage`: pairs whose common ancestor was hidden
+        # get their task vectors from it, which the merge advice reads.
+        DemoStep(
+            "hubatlas kinship",
+            lambda: weights.kinship_command(
+                device="auto", family=None, scheme="default", block=256, db=db_path, quiet=quiet
+            ),
+        ),
+        DemoStep(
+            "hubatlas suggest --all",
+            lambda: merge.suggest_command(
+                model=None,
+                all_models=True,
+                k=5,
+                yaml_out=None,
+                top_k_merge=False,
+                method="auto",
+                scheme="default",
+                fmt="text",
+                db=db_path,
+            ),
+        ),
         DemoStep("hubatlas layout", lambda: app_cmds.ensure_layout(db_path, quiet=quiet)),
     ]
     return steps
@@ -102,7 +124,7 @@ def demo_command(
     """Run Hub Atlas end to end offline, then serve the app.
 
     Trains a small model zoo with known lineage (about 30 models, seconds on a laptop), scans it, samples
-    its weights, computes kinship, infers hidden parents, lays the atlas out and serves it. With `--data DIR` it also imports the Hub dumps found there, so real families show too.
+    its weights, computes kinship, infers hidden parents, suggests merge partners, lays the atlas out and serves it. With `--data DIR` it also imports the Hub dumps found there, so real families show too.
     The database is `OUT/atlas.duckdb`, rebuilt on every run; the zoo is reused when present.
 
     Example: `hubatlas demo --data ../shared/data` then open http://127.0.0.1:8050/

@@ -1,0 +1,367 @@
+"""Merge advice: rank a model's merge partners by a documented score, choose the merge method from the
+signals, explain both in plain sentences, and write a ready mergekit configuration.
+
+The score is a weighted sum of signals (`MERGE_SIGNALS`, weights `SCORE_WEIGHTS`), each read from the atlas:
+- `best_lift`: the most the partner beats the model on any evaluation both report (`evals`: model-index
+  results of cards, the zoo's measured scores), clipped at 0: the skill a merge can bring in;
+- `mean_lift`: the mean of those lifts over all shared evaluations: how broadly the partner adds;
+- `complementarity`: 1 − |cosine| of the task vectors (kinship, deltas from the pair's common ancestor):
+  orthogonal task vectors add without interfering;
+- `sign_agreement`: 1 − the TIES sign-conflict rate among both models' largest deltas;
+- `licence_conflict`: 1 when the licences forbid releasing the merge (flagged in the reasons, never dropped).
+The weights were tuned on one zoo seed and validated on others (bench/bench_merge.py, README "Merge advice").
+The method comes from `METHOD_RULES`, the first rule whose condition holds; `--method` overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import duckdb
+
+from analysis.licenses import LicenceVerdict, licence_verdict
+from analysis.merge_candidates import CandidatePool, MergeAdviceError, ModelFacts, PairFacts, find_candidates
+from analysis.merge_config import mergekit_yaml
+from analysis.merge_methods import MERGE_METHODS, get_method
+from atlas.db import transaction
+
+Signal = Callable[["PairView"], float | None]
+
+
+@dataclass(frozen=True)
+class PairView:
+    """A pair's facts plus what the signals derive from them (lifts on shared evaluations)."""
+
+    facts: PairFacts
+    lifts: dict[str, float]  # evaluation label -> partner − model, on a 0..1 scale
+    licence: LicenceVerdict
+
+
+def _scale(a: float, b: float) -> float:
+    """Evaluations are read on a 0..1 scale: a pair reported in percent is divided by 100."""
+    return 100.0 if max(abs(a), abs(b)) > 1.0 else 1.0
+
+
+def shared_lifts(model: ModelFacts, partner: ModelFacts) -> dict[str, float]:
+    """partner − model on every (task, metric) both report, labelled by task, on a 0..1 scale."""
+    out = {}
+    for key in sorted(model.evals.keys() & partner.evals.keys()):
+        a, b = model.evals[key], partner.evals[key]
+        task = key[0].split("/")[-1]  # model-index tasks are "type/dataset": the dataset names it
+        out[task if key[1] in ("accuracy", "acc") else f"{task} ({key[1]})"] = (b - a) / _scale(a, b)
+    return out
+
+
+def _best_lift(p: PairView) -> float | None:
+    return max(0.0, *p.lifts.values()) if p.lifts else None
+
+
+def _mean_lift(p: PairView) -> float | None:
+    return sum(max(0.0, v) for v in p.lifts.values()) / len(p.lifts) if p.lifts else None
+
+
+def _complementarity(p: PairView) -> float | None:
+    c = p.facts.cosine
+    return None if c is None or p.facts.reference is None else 1.0 - abs(c)
+
+
+def _sign_agreement(p: PairView) -> float | None:
+    s = p.facts.sign_conflict
+    return None if s is None or p.facts.reference is None else 1.0 - s
+
+
+def _licence_conflict(p: PairView) -> float | None:
+    return 1.0 if p.licence.verdict == "conflict" else 0.0
+
+
+def _kinship(p: PairView) -> float | None:
+    return p.facts.pearson
+
+
+# Signals by name: (function of a pair, what it measures). An unknown signal (no shared evaluations, no
+# kinship reference) contributes 0, and the reasons say it is unknown.
+MERGE_SIGNALS: dict[str, tuple[Signal, str]] = {
+    "best_lift": (_best_lift, "largest lift of the partner over the model on a shared evaluation"),
+    "mean_lift": (_mean_lift, "mean positive lift over the shared evaluations"),
+    "complementarity": (_complementarity, "1 − |cosine| of the task vectors"),
+    "sign_agreement": (_sign_agreement, "1 − sign-conflict rate of the largest deltas"),
+    "licence_conflict": (_licence_conflict, "1 when the licences forbid releasing the merge"),
+    "kinship": (_kinship, "Pearson kinship of the task vectors (Hu et al. 2024); baseline only"),
+}
+# Weights of the score, tuned on zoo seed 1 (bench/bench_merge.py --tune): `best_lift` is what predicts the
+# measured gain, larger kinship weights only lowered the correlation. `complementarity` at 0.01 breaks ties
+# and ranks pairs without shared evaluations (alone it correlates +0.19 with the gain per query; the grid's
+# best tie-break, sign agreement, correlates −0.20 alone). A licence conflict (−1) puts the pair below every
+# compatible one. Signals not named weigh 0.
+SCORE_WEIGHTS: dict[str, float] = {"best_lift": 1.0, "complementarity": 0.01, "licence_conflict": -1.0}
+
+
+@dataclass(frozen=True)
+class MethodRule:
+    """Choose `method` when `signal` compares to `threshold` by `op` ('>=' or '<')."""
+
+    method: str
+    signal: str  # a PairFacts field: sign_conflict | cosine | topk_overlap
+    op: str
+    threshold: float
+    because: str  # the reason's sentence; {value} is the signal's value
+
+
+# First matching rule wins. Tuned on zoo seed 1 (bench/bench_merge.py --tune): averaging (linear) gained
+# most at every sign-conflict level the zoo shows; TIES is kept for the rare pairs with conflicts ≥ 50%.
+METHOD_RULES: tuple[MethodRule, ...] = (
+    MethodRule("ties", "sign_conflict", ">=", 0.5, "{value:.0%} sign conflicts → TIES resolves them"),
+    MethodRule(
+        "linear", "sign_conflict", ">=", 0.0, "{value:.0%} sign conflicts → TIES not needed; linear average"
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One ranked partner: the score, the method, the reasons and the mergekit YAML."""
+
+    model_id: str
+    partner: str
+    rank: int
+    score: float
+    method: str
+    base: str
+    reasons: tuple[str, ...]
+    config_yaml: str
+    signals: dict[str, float | None]
+
+
+def pair_view(model: ModelFacts, facts: PairFacts) -> PairView:
+    return PairView(
+        facts, shared_lifts(model, facts.partner), licence_verdict(model.license, facts.partner.license)
+    )
+
+
+def signals_of(view: PairView) -> dict[str, float | None]:
+    return {name: fn(view) for name, (fn, _) in MERGE_SIGNALS.items()}
+
+
+def score_of(signals: dict[str, float | None], weights: dict[str, float] | None = None) -> float:
+    """Σ weight × signal over the weighted signals; an unknown signal counts 0."""
+    w = SCORE_WEIGHTS if weights is None else weights
+    return float(sum(wt * (signals.get(n) or 0.0) for n, wt in w.items()))
+
+
+def choose_method(
+    values: Mapping[str, float | None],
+    *,
+    has_reference: bool = True,
+    rules: Sequence[MethodRule] = METHOD_RULES,
+) -> tuple[str, str]:
+    """The method for a pair from its kinship values (sign_conflict, cosine, topk_overlap) and why.
+
+    Without a kinship reference the task-vector signals are unknown: linear, which needs no base.
+    """
+    if not has_reference:
+        return "linear", "no sampled common ancestor for kinship → linear, which needs no task vectors"
+    for rule in rules:
+        value = values.get(rule.signal)
+        if value is None:
+            continue
+        if (value >= rule.threshold) if rule.op == ">=" else (value < rule.threshold):
+            return rule.method, rule.because.format(value=value)
+    return "linear", "no method rule matched → linear"
+
+
+def kinship_values(facts: PairFacts) -> dict[str, float | None]:
+    """The kinship fields method rules may test."""
+    return {"sign_conflict": facts.sign_conflict, "cosine": facts.cosine, "topk_overlap": facts.topk_overlap}
+
+
+def _cos_sentence(cos: float) -> str:
+    if abs(cos) < 0.2:
+        return f"task vectors nearly orthogonal (cos {cos:.2f}) → complementary"
+    if cos >= 0.5:
+        return f"task vectors similar (cos {cos:.2f}) → overlapping skills, little to add"
+    if cos <= -0.2:
+        return f"task vectors opposed (cos {cos:.2f}) → they undo each other"
+    return f"task vectors partly aligned (cos {cos:.2f})"
+
+
+def _base_sentence(facts: PairFacts) -> str:
+    dq, dc = facts.base_depths
+    gens = "both fine-tuned from it" if (dq, dc) == (1, 1) else f"{dq} and {dc} generations up"
+    return f"shares base {facts.base} ({gens})"
+
+
+def reasons_of(view: PairView, method_reason: str) -> tuple[str, ...]:
+    """Plain sentences: base, task vectors, sign conflicts / method, quality, licences."""
+    f = view.facts
+    out = [_base_sentence(f)]
+    if f.reference is None:
+        out.append("kinship from raw weights (no sampled common ancestor): task-vector signals unknown")
+    else:
+        if f.reference != f.base:
+            out.append(f"kinship measured from {f.reference} (the merge base has no sample)")
+        if f.cosine is not None:
+            out.append(_cos_sentence(f.cosine))
+    out.append(method_reason)
+    if view.lifts:
+        best = max(view.lifts, key=lambda t: view.lifts[t])
+        gain = view.lifts[best]
+        if gain > 0:
+            out.append(f"stronger on {best} (+{gain:.2f} over the model)")
+        else:
+            out.append(f"no better than the model on any shared evaluation ({len(view.lifts)} compared)")
+    else:
+        out.append(f"no shared evaluation results with {f.partner.id}: quality unknown")
+    out.append(view.licence.reason)
+    return tuple(out)
+
+
+def rank_pool(
+    pool: CandidatePool, *, k: int | None = 5, method: str = "auto", weights: dict[str, float] | None = None
+) -> list[Suggestion]:
+    """Score every candidate of the pool, best first (ties by partner id), keeping the top `k` (None: all)."""
+    if method != "auto":
+        get_method(method)
+    scored = []
+    for facts in pool.pairs:
+        view = pair_view(pool.model, facts)
+        sig = signals_of(view)
+        if method == "auto":
+            chosen, why = choose_method(kinship_values(facts), has_reference=facts.reference is not None)
+        else:
+            chosen, why = method, f"method {method} chosen by the user"
+        scored.append((score_of(sig, weights), facts, view, sig, chosen, why))
+    scored.sort(key=lambda s: (-s[0], s[1].partner.id))
+    out = []
+    for rank, (score, facts, view, sig, chosen, why) in enumerate(scored[:k] if k else scored, 1):
+        base = pool.base_facts.get(facts.base, ModelFacts(facts.base, None, None, None, None))
+        yaml_text = mergekit_yaml(
+            MERGE_METHODS[chosen], [pool.model, facts.partner], base, header=[
+                f"Merge of {pool.model.id} and {facts.partner.id} suggested by hubatlas (rank {rank}, score {score:.3f})",
+                *reasons_of(view, why)],
+        )  # fmt: skip
+        out.append(
+            Suggestion(
+                pool.model.id,
+                facts.partner.id,
+                rank,
+                round(score, 6),
+                chosen,
+                facts.base,
+                reasons_of(view, why),
+                yaml_text,
+                sig,
+            )
+        )
+    return out
+
+
+def top_k_yaml(pool: CandidatePool, suggestions: Sequence[Suggestion]) -> str:
+    """One mergekit YAML merging the model with all given partners onto their nearest common ancestor.
+
+    The method is the most frequent choice among the pairs, SLERP (two models only) becoming TIES when the
+    pairs' sign conflicts are high and task arithmetic otherwise.
+    """
+    if len(suggestions) == 1:
+        return suggestions[0].config_yaml
+    partners = [s.partner for s in suggestions]
+    common = dict(pool.ancestors.get(pool.model.id, {}))
+    for p in partners:
+        theirs = pool.ancestors.get(p, {})
+        common = {a: d + theirs[a] for a, d in common.items() if a in theirs}
+    if not common:
+        raise MergeAdviceError(f"{pool.model.id}: the top {len(partners)} partners share no common ancestor")
+    base_id = min(common, key=lambda a: (common[a], a))
+    methods = [s.method for s in suggestions]
+    method = max(sorted(set(methods)), key=methods.count)
+    if MERGE_METHODS[method].max_models is not None:
+        by_id = {f.partner.id: f for f in pool.pairs}
+        conflicts = [by_id[p].sign_conflict or 0.0 for p in partners]
+        method = "ties" if sum(conflicts) / len(conflicts) >= METHOD_RULES[0].threshold else "task_arithmetic"
+    facts = {f.partner.id: f.partner for f in pool.pairs}
+    base = pool.base_facts.get(base_id, ModelFacts(base_id, None, None, None, None))
+    head = [f"Merge of {pool.model.id} with its top {len(partners)} partners suggested by hubatlas",
+            f"base {base_id}: their nearest common ancestor; method {method}"]  # fmt: skip
+    weight = 1.0 / (len(partners) + 1) if method == "task_arithmetic" else None
+    return mergekit_yaml(MERGE_METHODS[method], [pool.model, *(facts[p] for p in partners)], base, header=head,
+                         weight=weight)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SuggestResult:
+    suggestions: list[Suggestion]
+    n_candidates: int
+    excluded: dict[str, int]
+    yaml: str  # the YAML for the top pick, or for the top-k merge
+
+
+def suggest(
+    con: duckdb.DuckDBPyConnection,
+    model_id: str,
+    *,
+    k: int = 5,
+    method: str = "auto",
+    scheme: str = "default",
+    top_k_merge: bool = False,
+    write: bool = True,
+) -> SuggestResult:
+    """Rank the model's merge partners and (when `write`) replace its rows of `merge_suggestions`.
+
+    Raises MergeAdviceError (unknown model, no sample, no candidates, unknown method).
+    """
+    if method != "auto":
+        try:
+            get_method(method)
+        except ValueError as e:
+            raise MergeAdviceError(str(e)) from None
+    pool = find_candidates(con, model_id, scheme=scheme)
+    ranked = rank_pool(pool, k=k, method=method)
+    if write:
+        write_suggestions(con, model_id, ranked)
+    text = top_k_yaml(pool, ranked) if top_k_merge else ranked[0].config_yaml
+    return SuggestResult(ranked, len(pool.pairs), pool.excluded, text)
+
+
+def write_suggestions(con: duckdb.DuckDBPyConnection, model_id: str, ranked: Sequence[Suggestion]) -> None:
+    """Replace the model's stored suggestions with `ranked` in one transaction."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    rows = [
+        [
+            s.model_id,
+            s.partner,
+            s.rank,
+            s.score,
+            s.method,
+            s.base,
+            json.dumps(list(s.reasons)),
+            s.config_yaml,
+            now,
+        ]
+        for s in ranked
+    ]
+    with transaction(con):
+        con.execute("DELETE FROM merge_suggestions WHERE model_id = ?", [model_id])
+        if rows:
+            con.executemany("INSERT INTO merge_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def suggest_all(
+    con: duckdb.DuckDBPyConnection, *, k: int = 5, method: str = "auto", scheme: str = "default"
+) -> dict[str, int | str]:
+    """Suggestions for every sampled full-weight model: partners stored per model, or why there are none."""
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT model_id FROM weight_samples WHERE scheme = ? AND status = 'ok' ORDER BY model_id",
+            [scheme],
+        ).fetchall()
+    ]
+    out: dict[str, int | str] = {}
+    for mid in ids:
+        try:
+            out[mid] = len(suggest(con, mid, k=k, method=method, scheme=scheme).suggestions)
+        except MergeAdviceError as e:
+            out[mid] = str(e)
+    return out
