@@ -31,9 +31,17 @@ INFERRED_ORIGINS = ("card_text", "name", "weights", "time")
 
 def load_facts(con: duckdb.DuckDBPyConnection) -> list[ModelFacts]:
     rows = con.execute(
-        "SELECT m.id, m.created_at, c.text, m.downloads FROM models m LEFT JOIN cards c ON c.model_id = m.id"
+        """
+        SELECT m.id, m.created_at, c.text, m.downloads,
+               (SELECT list(f.detail ORDER BY f.detail) FROM flags f
+                WHERE f.model_id = m.id AND f.flag = 'local_base_path') AS local_paths
+        FROM models m LEFT JOIN cards c ON c.model_id = m.id
+        """
     ).fetchall()
-    return [ModelFacts(id=r[0], created_at=r[1], text=r[2], downloads=r[3]) for r in rows]
+    return [
+        ModelFacts(id=r[0], created_at=r[1], text=r[2], downloads=r[3], local_base_paths=tuple(r[4] or ()))
+        for r in rows
+    ]
 
 
 def declared_parents(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:

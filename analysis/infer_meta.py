@@ -1,4 +1,5 @@
-"""Parents from metadata beyond the declared fields: card text phrasings, repo-name suffixes, upload time.
+"""Parents from metadata beyond the declared fields: card text phrasings, adapters' local base folders,
+repo-name suffixes, upload time.
 
 Pure functions over `ModelFacts`; the phrasings, name suffixes and calibrated confidences are data
 (registries below). Every edge names its evidence kind in `evidence`, so precision per kind is measurable.
@@ -26,6 +27,7 @@ class ModelFacts:
     created_at: datetime | None = None
     text: str | None = None  # card body without front matter
     downloads: int | None = None
+    local_base_paths: tuple[str, ...] = ()  # adapter_config.json bases that are local folders, not repos
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,11 @@ CONFIDENCE: dict[str, float] = {
     "based_on": 0.979,
     "name_same_owner": 0.9,
     "name_other_owner": 0.848,
+    # Adapter bases given as local folders. No dump here carries adapter_config.json, so these are
+    # conservative priors, not measurements: a Hub cache folder spells the repo id exactly; a folder name
+    # only says the trainer downloaded a model of that name.
+    "local_hf_cache": 0.95,
+    "local_folder_name": 0.8,
 }
 # Multipliers from upload time: a parent uploaded after its child is rarely right (0.3% of Hub edges).
 TIME_FACTOR: dict[str, float] = {"agrees": 1.0, "unknown": 1.0, "contradicts": 0.2}
@@ -305,6 +312,38 @@ class NameIndex:
         return best, relation, kind
 
 
+# Folder names that say nothing about the model: training outputs and Hub cache internals.
+_GENERIC_FOLDER = re.compile(
+    r"^(?:(?:checkpoint|ckpt|step|epoch)[-_]?\d+|final|best|last|latest|output|outputs|out|model|models|"
+    r"merged|base|base_model|snapshots|hub|huggingface|cache|\.cache|[0-9a-f]{40})$",
+    re.IGNORECASE,
+)
+_HF_CACHE_FOLDER = re.compile(r"^models--(?P<owner>[\w.\-]+?)--(?P<name>[\w.\-]+)$")
+
+
+def local_path_parent(
+    model: ModelFacts, path: str, index: NameIndex, stored: Mapping[str, str]
+) -> tuple[str, str, str] | None:
+    """(parent, 'adapter', evidence kind) for an adapter whose base is a local folder: a Hub cache folder
+    (`models--org--name`) names its repo; otherwise the last meaningful folder name that a stored model
+    bears (`/content/Llama-2-7b-hf/checkpoint-500` → a stored `…/Llama-2-7b-hf`)."""
+    parts = [p for p in re.split(r"[/\\]+", path.strip()) if p]
+    for part in parts:
+        m = _HF_CACHE_FOLDER.match(part)
+        if m:
+            repo = f"{m['owner']}/{m['name']}"
+            return stored.get(repo.lower(), repo), "adapter", "local_hf_cache"
+    name = next((p for p in reversed(parts) if not _GENERIC_FOLDER.match(p)), None)
+    if name is None or split_name_suffix(name) is not None:
+        return None
+    candidates = [c for c in index.by_key.get(_name_key(name), []) if c.id != model.id]
+    older = [c for c in candidates if time_state(model, c) != "contradicts"] or candidates
+    if not older:
+        return None
+    best = max(older, key=lambda c: (c.downloads or 0, -(c.created_at or datetime.max).timestamp()))
+    return best.id, "adapter", "local_folder_name"
+
+
 def stored_id_resolver(ids: Iterable[str]) -> dict[str, str]:
     """Lower-cased id → the id as stored, so a parent named in other case or by its renamed or legacy id
     (`google-bert/bert-base-uncased` for a stored `bert-base-uncased`, or the reverse) links to the model."""
@@ -316,6 +355,11 @@ def stored_id_resolver(ids: Iterable[str]) -> dict[str, str]:
     for i in ids:
         out[i.lower()] = i
     return out
+
+
+def _suffix_parent(index: NameIndex, model: ModelFacts) -> tuple[str, str, str] | None:
+    hit = index.lookup(model)
+    return None if hit is None else (hit[0].id, hit[1], hit[2])
 
 
 def _link_stored(
@@ -353,9 +397,10 @@ def infer_metadata_edges(
         found = card_text_parents(m.id, m.text)
         origin = "card_text"
         if not found:
-            hit = index.lookup(m)
+            local = (local_path_parent(m, p, index, stored) for p in m.local_base_paths)
+            hit = next((h for h in local if h is not None), None) or _suffix_parent(index, m)
             if hit is not None:
-                found, origin = [(hit[0].id, hit[1], hit[2])], "name"
+                found, origin = [hit], "name"
         found = _link_stored(m.id, found, stored)
         n = len(found)
         for parent, relation, kind in found:

@@ -143,7 +143,10 @@ def edges_from_adapter_config(child: str, text: str, flags: list[FlagRecord]) ->
     if not isinstance(config, dict):
         return
     raw = config.get("base_model_name_or_path")
-    if raw and not _LOCAL_PATH.search(str(raw)):
+    if raw and _LOCAL_PATH.search(str(raw)):
+        # The trainer's own folder, not a repo: kept so inference can match its name to a stored model.
+        flags.append(FlagRecord(child, "local_base_path", str(raw)[:500]))
+    elif raw:
         edge = _edge(
             child, raw, "adapter", "adapter_config", "adapter_config.json base_model_name_or_path", flags
         )

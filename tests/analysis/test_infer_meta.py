@@ -169,3 +169,51 @@ def test_parent_named_by_its_new_id_links_to_the_stored_legacy_id() -> None:
     other = ModelFacts("me/other-model")
     edges = {e.child: e.parent for e in infer_metadata_edges([base, child, cased, other])}
     assert edges == {"me/ft": "bert-base-uncased", "me/ft2": "me/other-model"}
+
+
+def test_adapter_on_a_local_folder_finds_the_stored_model_of_that_name() -> None:
+    day = datetime(2024, 5, 1)
+    base = ModelFacts("meta-llama/Llama-2-7b-hf", created_at=datetime(2023, 7, 1), downloads=10**6)
+    other = ModelFacts("someone/Llama-2-7b-hf-GGUF", created_at=datetime(2023, 8, 1))
+    younger = ModelFacts("late/my-base", created_at=datetime(2025, 1, 1))
+
+    def parents(*paths: str) -> list[tuple[str, str, str, str]]:
+        lora = ModelFacts("me/lora", created_at=day, local_base_paths=paths)
+        edges = infer_metadata_edges([lora, base, other, younger], skip_children={base.id, other.id, younger.id})
+        return [(e.parent, e.relation, e.origin, e.evidence.split(";")[0]) for e in edges]
+
+    assert parents("/content/drive/MyDrive/llama-2-7b-hf/checkpoint-500/") == [
+        ("meta-llama/Llama-2-7b-hf", "adapter", "name", "local_folder_name")
+    ]
+    # A Hub cache folder spells the repo id, stored or not.
+    cache = "/root/.cache/huggingface/hub/models--mistralai--Mistral-7B-v0.1/snapshots/" + "a" * 40
+    assert parents(cache) == [("mistralai/Mistral-7B-v0.1", "adapter", "name", "local_hf_cache")]
+    # Folder names that name nothing, or no stored model, give no parent.
+    assert parents("./outputs/checkpoint-1200", "/tmp/run/final", "/home/me/never-heard-of-it") == []
+    # A stored model uploaded after the adapter is a weaker match than none at all: kept, time contradicts.
+    (edge,) = infer_metadata_edges(
+        [ModelFacts("me/lora", created_at=day, local_base_paths=("/data/my-base",)), younger]
+    )
+    assert edge.parent == "late/my-base" and edge.confidence < CONFIDENCE["local_folder_name"]
+
+
+def test_hidden_zoo_adapters_get_their_base_back_from_the_local_folder(zoo_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from atlas.cli import app
+    from atlas.db import connect, query_dicts
+
+    db = tmp_path / "atlas.duckdb"
+    for args in (["scan", str(zoo_dir)], ["infer"]):
+        result = CliRunner().invoke(app, [*args, "--db", str(db), "--quiet"])
+        assert result.exit_code == 0, result.output
+    truth = json.loads((zoo_dir / "lineage.json").read_text())["models"]
+    hidden = {m["id"]: m["parents"] for m in truth if m["kind"] == "adapter" and not m["declared"]}
+    con = connect(db, read_only=True)
+    rows = query_dicts(con, "SELECT child, parent, relation, origin FROM lineage WHERE child LIKE '%lora%'")
+    con.close()
+    got = {r["child"]: [r["parent"]] for r in rows if r["child"] in hidden}
+    assert hidden and got == hidden
+    assert {(r["relation"], r["origin"]) for r in rows if r["child"] in hidden} == {("adapter", "name")}

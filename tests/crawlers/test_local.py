@@ -34,7 +34,9 @@ def test_scan_registers_every_zoo_model(zoo_dir: Path, zoo_bundles: dict) -> Non
         assert b.model.source == "zoo" and b.model.location == str((zoo_dir / mid).resolve())
         created = datetime.fromisoformat(truth[mid]["created_at"].replace("Z", "+00:00"))
         assert b.model.created_at == created.astimezone(timezone.utc).replace(tzinfo=None), mid
-        assert not b.flags, (mid, b.flags)
+        # The only thing flagged: an adapter hiding its base behind the trainer's local folder.
+        hidden_adapter = truth[mid]["kind"] == "adapter" and not truth[mid]["declared"]
+        assert [f.flag for f in b.flags] == (["local_base_path"] if hidden_adapter else []), mid
         assert {f.path for f in b.files} >= {"README.md"}
         evals = {
             next(t for t in truth[mid]["scores"] if t in f"{e.task} {e.dataset}"): e.value for e in b.evals
@@ -146,7 +148,8 @@ def test_scan_command_writes_the_database(zoo_dir: Path, db_path: Path) -> None:
     result = CliRunner().invoke(app, ["scan", str(zoo_dir), "--db", str(db_path), "--quiet"])
     assert result.exit_code == 0, result.output
     n = len(_truth(zoo_dir))
-    assert f"scanned {n} models" in result.output and "0 flags" in result.output
+    n_local = sum(m["kind"] == "adapter" and not m["declared"] for m in _truth(zoo_dir).values())
+    assert f"scanned {n} models" in result.output and f"{n_local} flags" in result.output
     con = connect(db_path, read_only=True)
     assert query_dicts(con, "SELECT count(*) AS n FROM models WHERE source = 'zoo'")[0]["n"] == n
     children = query_dicts(con, "SELECT child FROM lineage WHERE parent = 'zoo/expert-add-1'")

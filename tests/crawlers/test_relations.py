@@ -58,6 +58,13 @@ def test_adapter_and_mergekit_files() -> None:
     assert weights == {"a/x": 0.3, "b/y": 0.7}
 
 
+def test_adapter_on_a_local_folder_is_no_edge_but_keeps_the_path() -> None:
+    files = {"adapter_config.json": json.dumps({"base_model_name_or_path": "/content/drive/Llama-2-7b-hf"})}
+    b = bundle_from_info({"id": "o/lora"}, repo_files=files)
+    assert _edges(b) == set()
+    assert [(f.flag, f.detail) for f in b.flags] == [("local_base_path", "/content/drive/Llama-2-7b-hf")]
+
+
 def test_real_mergekit_repos_declare_all_their_sources(real_data: Path) -> None:
     repo = real_data / "mergekit-repos" / "1PARAMMYL-8B-ModelStock"
     b = bundle_from_info(
