@@ -179,7 +179,9 @@ def test_adapter_on_a_local_folder_finds_the_stored_model_of_that_name() -> None
 
     def parents(*paths: str) -> list[tuple[str, str, str, str]]:
         lora = ModelFacts("me/lora", created_at=day, local_base_paths=paths)
-        edges = infer_metadata_edges([lora, base, other, younger], skip_children={base.id, other.id, younger.id})
+        edges = infer_metadata_edges(
+            [lora, base, other, younger], skip_children={base.id, other.id, younger.id}
+        )
         return [(e.parent, e.relation, e.origin, e.evidence.split(";")[0]) for e in edges]
 
     assert parents("/content/drive/MyDrive/llama-2-7b-hf/checkpoint-500/") == [
