@@ -53,6 +53,13 @@ def demo_steps(out: Path, db_path: Path, *, seed: int, data: Path | None, quiet:
                 )
             )
     steps += [
+        # Metadata first: an adapter whose base only its local folder name gives is sampled onto that base.
+        DemoStep(
+            "hubatlas infer",
+            lambda: infer.infer_command(
+                db=db_path, weights=False, evaluate=False, hide=0.9, seed=0, quiet=quiet
+            ),
+        ),
         DemoStep(
             "hubatlas sample --all",
             lambda: weights.sample_command(
