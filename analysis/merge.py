@@ -125,8 +125,8 @@ MERGE_SIGNALS: dict[str, tuple[Signal, str]] = {
 }
 # Weights of the score, tuned on zoo seeds 1 and 4 (bench/bench_merge.py --tune): `best_lift` is what
 # predicts the measured gain most; `retention` at 0.2 separates partners that bring their task equally well
-# but cost the model more of its own (top-1 beats the median in 89% / 85% of queries, against 84% / 82% with
-# `best_lift` alone); larger kinship weights only lowered the correlation. `complementarity` at 0.01 breaks
+# but cost the model more of its own (top-1 beats the median in 89% / 85% of queries, against 84% / 82%
+# without it; validation seeds in the README); larger kinship weights only lowered the correlation. `complementarity` at 0.01 breaks
 # ties and ranks pairs without shared evaluations (alone it correlates +0.19 with the gain per query on seed
 # 1; sign agreement −0.20). A licence conflict (−1) puts the pair below every compatible one. Signals not
 # named weigh 0.
@@ -151,8 +151,9 @@ class MethodRule:
     because: str  # the reason's sentence; {value} is the signal's value
 
 
-# First matching rule wins. Tuned on zoo seed 1 (bench/bench_merge.py --tune): averaging (linear) gained
-# most at every sign-conflict level the zoo shows; TIES is kept for the rare pairs with conflicts ≥ 50%.
+# First matching rule wins. Tuned on zoo seed 1 and confirmed on seeds 1 and 4 (bench/bench_merge.py --tune):
+# averaging (linear) gained most at every sign-conflict level the zoo shows; TIES is kept for the rare pairs
+# with conflicts ≥ 50%.
 METHOD_RULES: tuple[MethodRule, ...] = (
     MethodRule("ties", "sign_conflict", ">=", 0.5, "{value:.0%} sign conflicts → TIES resolves them"),
     MethodRule(
