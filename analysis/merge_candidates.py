@@ -65,7 +65,7 @@ class CandidatePool:
     pairs: list[PairFacts]
     ancestors: dict[str, dict[str, int]]  # model and partners -> their ancestors with generations
     excluded: dict[str, int]
-    base_facts: dict[str, ModelFacts]  # merge bases that are stored models
+    base_facts: dict[str, ModelFacts]  # merge bases that are stored models, with their evaluations
 
 
 def _sampled_models(con: duckdb.DuckDBPyConnection, scheme: str) -> dict[str, dict]:
@@ -222,7 +222,9 @@ def find_candidates(
         raise MergeAdviceError(
             f"{model_id}: no merge candidates among {len(sampled) - 1} other sampled models ({why})"
         )
-    evals = _evals(con, [model_id, *(m for m, _ in kept)])
+    bases = sorted({base for _, (base, _, _) in kept})
+    # the bases' evaluations too: what the model gained over its merge base tells its own strengths
+    evals = _evals(con, [model_id, *(m for m, _ in kept), *bases])
     pairs = [
         PairFacts(
             partner=_facts(sampled[mid], evals),
@@ -237,7 +239,6 @@ def find_candidates(
         )
         for mid, (base, dq, dc) in kept
     ]
-    bases = sorted({p.base for p in pairs})
     base_rows = query_dicts(
         con,
         "SELECT id, architecture, license, source, location FROM models WHERE id IN (SELECT unnest(?))",
@@ -245,5 +246,5 @@ def find_candidates(
     )
     return CandidatePool(
         model=_facts(me, evals), pairs=pairs, ancestors={m: anc.get(m, {}) for m in [model_id, *(m for m, _ in kept)]},
-        excluded=excluded, base_facts={r["id"]: _facts(r, {}) for r in base_rows},
+        excluded=excluded, base_facts={r["id"]: _facts(r, evals) for r in base_rows},
     )  # fmt: skip

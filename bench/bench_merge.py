@@ -13,10 +13,12 @@ i.e. what the query's owner gains on the two experts' tasks by merging. The gain
 of the method the advisor chose. Figures: Spearman(score, gain) over all pairs of a seed and the mean of the
 per-query Spearman; the share of queries whose top-1 gains more than the median candidate; the same for
 "kinship alone" (nearest kin first, Pearson of task vectors) and random rankings, in the same run.
-Weights and method rules were tuned on `--tune-seed` (`--tune` prints the grid search) and are validated
-on the other seeds. Also: suggest latency on a 1,000-sampled-model database, evolve curves, mergekit checks.
+Weights and method rules were tuned on `--tune-seeds` (`--tune` stores the grid search) and are validated
+on the other seeds; `--seen-seeds` names validation seeds already looked at while an earlier score was
+tuned, reported apart from the fresh ones. Also: suggest latency on a 1,000-sampled-model database, evolve
+curves, mergekit checks.
 
-Run: `python bench/bench_merge.py [--seeds 1 2 3] [--tune-seed 1] [--tune]`
+Run: `python bench/bench_merge.py [--seeds 1 2 3 4 5 6] [--tune-seeds 1 4] [--seen-seeds 2 3] [--tune]`
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from analysis.evolve import EvolveConfig, evolve, zoo_family_pool  # noqa: E402
 from analysis.merge import (  # noqa: E402
+    EVAL_SIGNALS,
     METHOD_RULES,
     SCORE_WEIGHTS,
     MethodRule,
@@ -65,6 +68,10 @@ GAIN_DEFINITION = (
     "acc = held-out token accuracy (analysis.zoo.accuracy); the merge uses the method the advisor chose, "
     "onto the merge base it named"
 )
+
+
+# The score before `retention` (tuned on seed 1 alone), evaluated on every seed of the same run for comparison.
+PREVIOUS_WEIGHTS = {"best_lift": 1.0, "complementarity": 0.01, "licence_conflict": -1.0}
 
 
 def ensure_zoo(seed: int) -> Path:
@@ -194,10 +201,11 @@ def evaluate_seed(table: SeedTable, *, weights: dict[str, float] | None = None,
     """The advisor and both baselines on one seed's table."""
     auto = _auto(rules)
     advisor = evaluate_ranking(table, lambda p: score_of(p.signals, weights), auto)
+    previous = evaluate_ranking(table, lambda p: score_of(p.signals, PREVIOUS_WEIGHTS), auto)
     kin = evaluate_ranking(table, lambda p: p.signals.get("kinship") or 0.0, auto)
     # what the advice does for models whose cards report no evaluations: only the kinship signals are known
     no_evals = evaluate_ranking(
-        table, lambda p: score_of({**p.signals, "best_lift": None, "mean_lift": None}, weights), auto
+        table, lambda p: score_of({**p.signals, **dict.fromkeys(EVAL_SIGNALS)}, weights), auto
     )
     rng = random.Random(table.seed)
     runs = []
@@ -212,7 +220,7 @@ def evaluate_seed(table: SeedTable, *, weights: dict[str, float] | None = None,
     best = [max(p.gains, key=lambda m, p=p: p.gains[m]) for p in table.pairs]
     return {
         "queries": len({p.query for p in table.pairs}), "pairs": len(table.pairs),
-        "skipped_queries": len(table.skipped), "advisor": advisor, "kinship_alone": kin, "random": rand, "advisor_without_evals": no_evals,
+        "skipped_queries": len(table.skipped), "advisor": advisor, "advisor_previous_score": previous, "kinship_alone": kin, "random": rand, "advisor_without_evals": no_evals,
         "methods": {"mean_gain_fixed": methods,
                     "mean_gain_auto": round(statistics.mean(p.gains[m] for p, m in zip(table.pairs, chosen, strict=True)), 4),
                     "mean_gain_best_method": round(statistics.mean(max(p.gains.values()) for p in table.pairs), 4),
@@ -224,18 +232,22 @@ def evaluate_seed(table: SeedTable, *, weights: dict[str, float] | None = None,
     }  # fmt: skip
 
 
-def tune(table: SeedTable) -> dict:
-    """Grid search of the score weights and the TIES threshold on the tuning seed (mean per-query Spearman)."""
-    grid = {"best_lift": (0.0, 0.5, 1.0, 2.0), "mean_lift": (0.0, 0.5, 1.0),
-            "complementarity": (0.0, 0.01, 0.1, 0.25, 1.0), "sign_agreement": (0.0, 0.01, 0.1, 0.25)}  # fmt: skip
+def tune(tables: list[SeedTable]) -> dict:
+    """Grid search of the score weights (on every tuning seed: the worst top-1 rate, then the mean per-query
+    Spearman) and of the TIES threshold (mean gain of the chosen method, all tuning pairs)."""
+    grid = {"best_lift": (0.0, 0.5, 1.0, 2.0), "mean_lift": (0.0, 0.5, 1.0), "retention": (0.0, 0.1, 0.2, 0.3, 0.5),
+            "complementarity": (0.0, 0.01, 0.1, 1.0), "sign_agreement": (0.0, 0.01, 0.1)}  # fmt: skip
     results = []
     for values in itertools.product(*grid.values()):
         w = dict(zip(grid, values, strict=True))
         if not any(values):
             continue
-        r = evaluate_ranking(table, lambda p, w=w: score_of(p.signals, w), _auto())
-        results.append((r["spearman_per_query_mean"] or -1, r["top1_beats_median"] or 0, w))
+        rs = [evaluate_ranking(t, lambda p, w=w: score_of(p.signals, w), _auto()) for t in tables]
+        top1 = min(r["top1_beats_median"] or 0 for r in rs)
+        per_q = statistics.mean(r["spearman_per_query_mean"] or -1 for r in rs)
+        results.append((top1, per_q, w, rs))
     results.sort(key=lambda x: (-x[0], -x[1]))
+    pairs = [p for t in tables for p in t.pairs]
     rules = []
     for th in (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 1.01):
         for low in ("slerp", "linear", "task_arithmetic", "dare_ties"):
@@ -245,12 +257,22 @@ def tune(table: SeedTable) -> dict:
             )
             auto = _auto(rs)
             rules.append({"ties_at": th, "else": low,
-                          "mean_gain": round(statistics.mean(p.gains[auto(p)] for p in table.pairs), 4)})  # fmt: skip
+                          "mean_gain": round(statistics.mean(p.gains[auto(p)] for p in pairs), 4)})  # fmt: skip
     rules.sort(key=lambda r: -r["mean_gain"])
-    chosen = evaluate_ranking(table, lambda p: score_of(p.signals), _auto())
-    return {"objective": "mean per-query Spearman, then top-1 rate; TIES threshold: mean gain of the chosen method",
-            "best_weights": [{"per_query": round(a, 4), "top1": b, "weights": w} for a, b, w in results[:5]],
-            "code_weights": {"weights": SCORE_WEIGHTS, **chosen},
+    seeds = [t.seed for t in tables]
+    chosen = {
+        s: evaluate_ranking(t, lambda p: score_of(p.signals), _auto())
+        for s, t in zip(seeds, tables, strict=True)
+    }
+    before = {s: evaluate_ranking(t, lambda p: score_of(p.signals, PREVIOUS_WEIGHTS), _auto())
+              for s, t in zip(seeds, tables, strict=True)}  # fmt: skip
+    return {"seeds": seeds,
+            "objective": "worst top-1 rate over the tuning seeds, then their mean per-query Spearman; "
+                         "TIES threshold: mean gain of the chosen method",
+            "best_weights": [{"top1_worst": a, "per_query_mean": round(b, 4), "weights": w,
+                              "per_seed": dict(zip(seeds, rs, strict=True))} for a, b, w, rs in results[:10]],
+            "code_weights": {"weights": SCORE_WEIGHTS, "per_seed": chosen},
+            "previous_weights": {"weights": PREVIOUS_WEIGHTS, "per_seed": before},
             "method_rules": rules[:10]}  # fmt: skip
 
 
@@ -385,35 +407,41 @@ def bench_mergekit(zoo: Path, table: SeedTable) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--tune-seed", type=int, default=1)
-    ap.add_argument("--tune", action="store_true", help="Also print the grid search on the tuning seed.")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    ap.add_argument("--tune-seeds", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--seen-seeds", type=int, nargs="*", default=[2, 3],
+                    help="Validation seeds looked at while an earlier score was tuned.")  # fmt: skip
+    ap.add_argument("--tune", action="store_true", help="Also store the grid search on the tuning seeds.")
     ap.add_argument("--evolve-rounds", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and the machine is shared
     t0 = time.perf_counter()
-    out: dict = {"gain_definition": GAIN_DEFINITION, "tuning_seed": args.tune_seed,
-                 "validation_seeds": [s for s in args.seeds if s != args.tune_seed],
-                 "score_weights": SCORE_WEIGHTS,
+    tuning = [s for s in args.seeds if s in args.tune_seeds]
+    validation = [s for s in args.seeds if s not in args.tune_seeds]
+    fresh = [s for s in validation if s not in args.seen_seeds]
+    out: dict = {"gain_definition": GAIN_DEFINITION, "tuning_seeds": tuning, "validation_seeds": validation,
+                 "fresh_validation_seeds": fresh, "score_weights": SCORE_WEIGHTS,
+                 "previous_score_weights": PREVIOUS_WEIGHTS,
                  "method_rules": [r.__dict__ for r in METHOD_RULES], "seeds": {}, "evolve": {}}  # fmt: skip
+    roles = {"tuning": tuning, "validation (fresh)": fresh}
     with tempfile.TemporaryDirectory() as tmp:
-        dbs = {}
+        dbs, tables = {}, {}
         for seed in args.seeds:
             zoo = ensure_zoo(seed)
             db = dbs[seed] = Path(tmp) / f"seed{seed}.duckdb"
             build_atlas(zoo, db)
-            table = measure_seed(seed, zoo, db)
+            table = tables[seed] = measure_seed(seed, zoo, db)
             res = evaluate_seed(table)
-            res["role"] = "tuning" if seed == args.tune_seed else "validation"
-            if args.tune and seed == args.tune_seed:
-                res["tuning_grid"] = tune(table)
+            res["role"] = next((r for r, ss in roles.items() if seed in ss), "validation (seen before)")
             out["seeds"][str(seed)] = res
             out["evolve"][str(seed)] = bench_evolve(db, rounds=args.evolve_rounds, k=3)
-            if seed == args.tune_seed:
+            if tuning and seed == tuning[0]:
                 out["mergekit"] = bench_mergekit(zoo, table)
             print(json.dumps({seed: res}, indent=1), flush=True)
-        out["latency"] = bench_latency(dbs[args.tune_seed])
-    val = [out["seeds"][str(s)] for s in out["validation_seeds"]]
+        if args.tune and tuning:
+            out["tuning_grid"] = tune([tables[s] for s in tuning])
+        out["latency"] = bench_latency(dbs[tuning[0] if tuning else args.seeds[0]])
+    val = [out["seeds"][str(s)] for s in validation]
     out["acceptance"] = {
         "spearman_pooled_ge_0.5_every_validation_seed": all(v["advisor"]["spearman_pooled"] >= 0.5 for v in val),
         "spearman_per_query_ge_0.5_every_validation_seed": all((v["advisor"]["spearman_per_query_mean"] or 0) >= 0.5 for v in val),
@@ -421,6 +449,10 @@ def main() -> None:
         "advisor_beats_kinship_alone_and_random": all(
             v["advisor"]["spearman_pooled"] > max(v["kinship_alone"]["spearman_pooled"], v["random"]["spearman_pooled"]) for v in val),
         "suggest_under_1s_on_1000_models": out["latency"]["suggest_seconds_max"] < 1.0,
+        "fresh_seeds": {
+            "spearman_pooled_ge_0.5": all(out["seeds"][str(s)]["advisor"]["spearman_pooled"] >= 0.5 for s in fresh),
+            "top1_beats_median_ge_0.8": all((out["seeds"][str(s)]["advisor"]["top1_beats_median"] or 0) >= 0.8 for s in fresh),
+        },
     }  # fmt: skip
     out["cpu_count"] = os.cpu_count()
     out["seconds"] = round(time.perf_counter() - t0, 1)
