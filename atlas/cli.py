@@ -36,6 +36,13 @@ EndpointOpt = Annotated[
         "--endpoint", help="Hub endpoint URL. Default: env HF_ENDPOINT, else https://huggingface.co."
     ),
 ]
+# `--help` groups the commands by the data flow
+START_PANEL, COLLECT_PANEL, ANALYSE_PANEL, EXPLORE_PANEL = (
+    "Start here",
+    "1 · Collect",
+    "2 · Analyse",
+    "3 · Explore",
+)
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cuda | cpu (auto picks CUDA when present).")]
 
 
@@ -60,12 +67,27 @@ def root(
         raise typer.Exit()
 
 
+# Registration order is the order of `--help`: the demo, then the data flow (collect, analyse, explore).
+COMMAND_MODULES = (
+    "demo",
+    "crawl",
+    "importing",
+    "local",
+    "weights",
+    "infer",
+    "app",
+    "lineage",
+    "sql",
+    "merge",
+)
+
+
 def _register_commands() -> None:
     from atlas import commands
 
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"atlas.commands.{info.name}")
+    found = {m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")}
+    for name in [*(m for m in COMMAND_MODULES if m in found), *sorted(found - set(COMMAND_MODULES))]:
+        importlib.import_module(f"atlas.commands.{name}")
 
 
 _register_commands()

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import DbOpt, QuietOpt, app, fail
+from atlas.cli import ANALYSE_PANEL, EXPLORE_PANEL, DbOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path
 from atlas.db import AtlasDBError
 
 
-@app.command("layout")
+@app.command("layout", rich_help_panel=ANALYSE_PANEL)
 def layout_command(
     db: DbOpt = None,
     force: Annotated[
@@ -70,7 +70,7 @@ def ensure_layout(path: Path, *, quiet: bool = False) -> None:
         con.close()
 
 
-@app.command("serve")
+@app.command("serve", rich_help_panel=EXPLORE_PANEL)
 def serve_command(
     db: DbOpt = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from atlas.cli import DbOpt, EndpointOpt, LimitOpt, QuietOpt, app, fail
+from atlas.cli import COLLECT_PANEL, DbOpt, EndpointOpt, LimitOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path, resolve_endpoint
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from crawlers.hub_client import HubClient
 
 
-@app.command("crawl")
+@app.command("crawl", rich_help_panel=COLLECT_PANEL)
 def crawl_command(
     root: Annotated[
         list[str] | None, typer.Option("--root", help="Crawl this model and its descendants (repeatable).")

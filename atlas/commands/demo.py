@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import app, fail
+from atlas.cli import START_PANEL, app, fail
 
 # Dumps under --data that the demo imports when present (the 2022 scrape is left out: 29k models
 # without lineage would slow the setup and add nothing to the atlas).
@@ -111,7 +111,7 @@ def demo_steps(out: Path, db_path: Path, *, seed: int, data: Path | None, quiet:
     return steps
 
 
-@app.command("demo")
+@app.command("demo", rich_help_panel=START_PANEL)
 def demo_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for the zoo and the database.")] = Path(
         "hubatlas-demo"

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import DbOpt, QuietOpt, app, fail
+from atlas.cli import COLLECT_PANEL, DbOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path
 
 
-@app.command("import")
+@app.command("import", rich_help_panel=COLLECT_PANEL)
 def import_command(
     path: Annotated[
         Path,

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import DbOpt, QuietOpt, app, fail
+from atlas.cli import ANALYSE_PANEL, DbOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path
 from atlas.output import FORMATS, format_rows
 
 
-@app.command("infer")
+@app.command("infer", rich_help_panel=ANALYSE_PANEL)
 def infer_command(
     db: DbOpt = None,
     weights: Annotated[
@@ -61,7 +61,7 @@ def infer_command(
         )
 
 
-@app.command("check")
+@app.command("check", rich_help_panel=ANALYSE_PANEL)
 def check_command(
     db: DbOpt = None,
     ratio: Annotated[

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import DbOpt, app, fail
+from atlas.cli import EXPLORE_PANEL, DbOpt, app, fail
 from atlas.config import resolve_db_path
 
 
-@app.command("lineage")
+@app.command("lineage", rich_help_panel=EXPLORE_PANEL)
 def lineage_command(
     model: Annotated[str, typer.Argument(help="Model id, e.g. meta-llama/Llama-2-7b.")],
     depth: Annotated[

@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import DbOpt, LimitOpt, QuietOpt, app, fail
+from atlas.cli import COLLECT_PANEL, DbOpt, LimitOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path
 
 PAGE = 64  # bundles written per transaction
 
 
-@app.command("zoo")
+@app.command("zoo", rich_help_panel=COLLECT_PANEL)
 def zoo_command(
     out_dir: Annotated[
         Path, typer.Argument(help="Folder to write the zoo into (owner/name folders + lineage.json).")
@@ -55,7 +55,7 @@ def zoo_command(
     typer.echo(f"ground truth: {summary.lineage_path}")
 
 
-@app.command("scan")
+@app.command("scan", rich_help_panel=COLLECT_PANEL)
 def scan_command(
     directory: Annotated[Path, typer.Argument(help="Folder of model folders (owner/name/config.json, ...).")],
     db: DbOpt = None,

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import DbOpt, QuietOpt, app, fail
+from atlas.cli import EXPLORE_PANEL, DbOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path
 
 METHOD_CHOICES = ("auto", "linear", "task_arithmetic", "ties", "dare_ties", "slerp")
 
 
-@app.command("suggest")
+@app.command("suggest", rich_help_panel=EXPLORE_PANEL)
 def suggest_command(
     model: Annotated[str | None, typer.Argument(help="Model id, e.g. zoo/expert-copy-1.")] = None,
     all_models: Annotated[
@@ -110,7 +110,7 @@ def suggest_command(
         typer.echo(f"mergekit YAML written to {yaml_out}: mergekit-yaml {yaml_out} OUT_DIR")
 
 
-@app.command("evolve")
+@app.command("evolve", rich_help_panel=EXPLORE_PANEL)
 def evolve_command(
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Generations of merging.")] = 5,
     k: Annotated[int, typer.Option("-k", "--top", min=2, help="Models merged pairwise each round.")] = 3,

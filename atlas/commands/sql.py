@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import DbOpt, app, fail
+from atlas.cli import EXPLORE_PANEL, DbOpt, app, fail
 from atlas.config import resolve_db_path
 from atlas.output import FORMATS, format_rows
 from atlas.query import QueryError, run_readonly_query
 
 
-@app.command("sql")
+@app.command("sql", rich_help_panel=EXPLORE_PANEL)
 def sql_command(
     query: Annotated[str, typer.Argument(help="SQL to run (read-only; file and network access are off).")],
     db: DbOpt = None,

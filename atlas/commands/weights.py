@@ -6,13 +6,13 @@ from typing import Annotated
 
 import typer
 
-from atlas.cli import DbOpt, DeviceOpt, EndpointOpt, QuietOpt, app, fail
+from atlas.cli import ANALYSE_PANEL, DbOpt, DeviceOpt, EndpointOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path, samples_dir
 
 SchemeOpt = Annotated[str, typer.Option("--scheme", help="Sampling scheme (default, dense, full).")]
 
 
-@app.command("sample")
+@app.command("sample", rich_help_panel=ANALYSE_PANEL)
 def sample_command(
     model: Annotated[
         list[str] | None, typer.Option("--model", "-m", help="Model id to sample (repeatable).")
@@ -80,7 +80,7 @@ def sample_command(
     )
 
 
-@app.command("kinship")
+@app.command("kinship", rich_help_panel=ANALYSE_PANEL)
 def kinship_command(
     device: DeviceOpt = "auto",
     family: Annotated[

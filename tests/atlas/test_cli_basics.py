@@ -34,6 +34,15 @@ def test_help_loads_no_torch_or_dash() -> None:
     assert out.strip() == "[]"
 
 
+def test_help_lists_the_demo_first_then_commands_in_data_flow_order() -> None:
+    out = runner.invoke(app, ["--help"], terminal_width=120).output
+    panels = [out.index(p) for p in ("Start here", "1 · Collect", "2 · Analyse", "3 · Explore")]
+    assert panels == sorted(panels)
+    commands = ("demo", "crawl", "import", "scan", "sample", "kinship", "infer", "suggest", "serve")
+    places = [out.index(f"│ {c} ") for c in commands]
+    assert places[:7] == sorted(places[:7]) and min(places[7:]) > places[6]
+
+
 def test_sql_json_prints_one_array_of_rows(db_path: Path) -> None:
     _seed(db_path)
     result = runner.invoke(
