@@ -124,8 +124,10 @@ def _tasks(by_id: dict[str, dict], m: str) -> set[str]:
     return set().union(*(_tasks(by_id, p) for p in e["parents"])) if e["parents"] else set(TASKS)
 
 
-def measure_seed(seed: int, zoo: Path, db: Path) -> SeedTable:
-    """Every (expert, candidate) pair the advisor considers, with its signals and measured gains."""
+def measure_seed(seed: int, zoo: Path, db: Path, *, use_cache: bool = True) -> SeedTable:
+    """Every (expert, candidate) pair the advisor considers, with its signals and measured gains. The merged
+    accuracies are kept beside the zoo (they depend only on the zoo's checkpoints), so a changed score or
+    signal is re-evaluated without merging again."""
     t0 = time.perf_counter()
     truth = {m["id"]: m for m in json.loads((zoo / "lineage.json").read_text())["models"]}
     states: dict[str, dict] = {}
@@ -135,6 +137,8 @@ def measure_seed(seed: int, zoo: Path, db: Path) -> SeedTable:
             states[m] = load_state(zoo / truth[m]["path"])
         return states[m]
 
+    cache_file = zoo.parent / "merge_gains.json"  # measured gains by (query, partner, base): the slow part
+    cache = json.loads(cache_file.read_text()) if use_cache and cache_file.is_file() else {}
     con = connect(db, read_only=True)
     table = SeedTable(seed)
     for q in sorted(m for m, e in truth.items() if e["kind"] == "finetune"):
@@ -148,14 +152,20 @@ def measure_seed(seed: int, zoo: Path, db: Path) -> SeedTable:
             tasks = sorted(_tasks(truth, q) | _tasks(truth, s.partner))
             own = statistics.mean(truth[q]["scores"][t] for t in tasks)
             better = statistics.mean(max(truth[q]["scores"][t], truth[s.partner]["scores"][t]) for t in tasks)
-            gains, vs_better = {}, {}
-            for name in MERGE_METHODS:
-                merged = apply_method(name, state(s.base), [state(q), state(s.partner)])
-                acc = statistics.mean(accuracy(merged, t) for t in tasks)
-                gains[name], vs_better[name] = round(acc - own, 5), round(acc - better, 5)
+            key = "\t".join((q, s.partner, s.base))
+            if key not in cache:
+                accs = {}
+                for name in MERGE_METHODS:
+                    merged = apply_method(name, state(s.base), [state(q), state(s.partner)])
+                    accs[name] = statistics.mean(accuracy(merged, t) for t in tasks)
+                cache[key] = accs
+            gains = {name: round(acc - own, 5) for name, acc in cache[key].items()}
+            vs_better = {name: round(acc - better, 5) for name, acc in cache[key].items()}
             table.pairs.append(Pair(q, s.partner, s.base, s.signals, kinship_values(facts), facts.reference is not None,
                                     gains, vs_better))  # fmt: skip
     con.close()
+    if use_cache:
+        cache_file.write_text(json.dumps(cache))
     table.seconds = round(time.perf_counter() - t0, 1)
     return table
 
@@ -413,6 +423,13 @@ def main() -> None:
                     help="Validation seeds looked at while an earlier score was tuned.")  # fmt: skip
     ap.add_argument("--tune", action="store_true", help="Also store the grid search on the tuning seeds.")
     ap.add_argument("--evolve-rounds", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "merge.json")
+    ap.add_argument(
+        "--no-cache", action="store_true", help="Merge and evaluate again, ignoring stored gains."
+    )
+    ap.add_argument(
+        "--only-seeds", action="store_true", help="Per-seed figures only: no evolve, latency, mergekit."
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and the machine is shared
     t0 = time.perf_counter()
@@ -430,17 +447,20 @@ def main() -> None:
             zoo = ensure_zoo(seed)
             db = dbs[seed] = Path(tmp) / f"seed{seed}.duckdb"
             build_atlas(zoo, db)
-            table = tables[seed] = measure_seed(seed, zoo, db)
+            table = tables[seed] = measure_seed(seed, zoo, db, use_cache=not args.no_cache)
             res = evaluate_seed(table)
             res["role"] = next((r for r, ss in roles.items() if seed in ss), "validation (seen before)")
             out["seeds"][str(seed)] = res
+            print(json.dumps({seed: res}, indent=1), flush=True)
+            if args.only_seeds:
+                continue
             out["evolve"][str(seed)] = bench_evolve(db, rounds=args.evolve_rounds, k=3)
             if tuning and seed == tuning[0]:
                 out["mergekit"] = bench_mergekit(zoo, table)
-            print(json.dumps({seed: res}, indent=1), flush=True)
         if args.tune and tuning:
             out["tuning_grid"] = tune([tables[s] for s in tuning])
-        out["latency"] = bench_latency(dbs[tuning[0] if tuning else args.seeds[0]])
+        if not args.only_seeds:
+            out["latency"] = bench_latency(dbs[tuning[0] if tuning else args.seeds[0]])
     val = [out["seeds"][str(s)] for s in validation]
     out["acceptance"] = {
         "spearman_pooled_ge_0.5_every_validation_seed": all(v["advisor"]["spearman_pooled"] >= 0.5 for v in val),
@@ -448,7 +468,7 @@ def main() -> None:
         "top1_beats_median_ge_0.8_every_validation_seed": all((v["advisor"]["top1_beats_median"] or 0) >= 0.8 for v in val),
         "advisor_beats_kinship_alone_and_random": all(
             v["advisor"]["spearman_pooled"] > max(v["kinship_alone"]["spearman_pooled"], v["random"]["spearman_pooled"]) for v in val),
-        "suggest_under_1s_on_1000_models": out["latency"]["suggest_seconds_max"] < 1.0,
+        "suggest_under_1s_on_1000_models": out["latency"]["suggest_seconds_max"] < 1.0 if "latency" in out else None,
         "fresh_seeds": {
             "spearman_pooled_ge_0.5": all(out["seeds"][str(s)]["advisor"]["spearman_pooled"] >= 0.5 for s in fresh),
             "top1_beats_median_ge_0.8": all((out["seeds"][str(s)]["advisor"]["top1_beats_median"] or 0) >= 0.8 for s in fresh),
@@ -456,9 +476,9 @@ def main() -> None:
     }  # fmt: skip
     out["cpu_count"] = os.cpu_count()
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    dest = REPO / "bench" / "results" / "merge.json"
+    dest = args.out
     dest.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: out[k] for k in ("acceptance", "latency", "seconds")}, indent=2))
+    print(json.dumps({k: out.get(k) for k in ("acceptance", "latency", "seconds")}, indent=2))
 
 
 if __name__ == "__main__":
