@@ -8,6 +8,8 @@ The score is a weighted sum of signals (`MERGE_SIGNALS`, weights `SCORE_WEIGHTS`
 - `retention`: the partner's lift over the model on the model's own strengths (the evaluations on which the
   model beats the merge base by `STRENGTH_MARGIN`, else the one it gains most on), usually negative: an
   average lands between the two models on each task, so a partner weak where the model is strong costs it;
+- `predicted_gain`: what the merge should gain the model on both models' strengths (over the base) if an
+  average keeps half of each model's gain over the base (`MERGE_KEEPS`): base + ½·(both gains) − model;
 - `complementarity`: 1 − |cosine| of the task vectors (kinship, deltas from the pair's common ancestor):
   orthogonal task vectors add without interfering;
 - `sign_agreement`: 1 − the TIES sign-conflict rate among both models' largest deltas;
@@ -43,9 +45,13 @@ class PairView:
     lifts: dict[str, float]  # evaluation label -> partner − model, on a 0..1 scale
     licence: LicenceVerdict
     strengths: dict[str, float] = field(default_factory=dict)  # lifts on the model's own strengths
+    predicted: float | None = None  # predicted_gain: the merge's gain on both models' strengths
 
 
 STRENGTH_MARGIN = 0.1  # a model's strength: an evaluation it beats the merge base on by this much (0..1)
+MERGE_KEEPS = (
+    0.5  # share of each model's gain over the base that an average of two keeps (task vectors halved)
+)
 
 
 def _scale(a: float, b: float) -> float:
@@ -67,19 +73,48 @@ def _label(key: tuple[str, str]) -> str:
     return task if key[1] in ("accuracy", "acc") else f"{task} ({key[1]})"
 
 
+def _over_base(
+    model: ModelFacts, partner: ModelFacts, base: ModelFacts | None
+) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(model, partner, base) on a 0..1 scale for every evaluation all three report (empty: base unknown)."""
+    if base is None:
+        return {}
+    out = {}
+    for k in sorted(model.evals.keys() & partner.evals.keys() & base.evals.keys()):
+        m, p, b = model.evals[k], partner.evals[k], base.evals[k]
+        scale = 100.0 if max(abs(m), abs(p), abs(b)) > 1.0 else 1.0
+        out[k] = (m / scale, p / scale, b / scale)
+    return out
+
+
+def _strong(gains: dict[tuple[str, str], float]) -> list[tuple[str, str]]:
+    """The evaluations gained on over the base by at least STRENGTH_MARGIN, or else the one gained most on."""
+    return [k for k, g in gains.items() if g >= STRENGTH_MARGIN] or [max(gains, key=lambda k: gains[k])]
+
+
 def strength_lifts(model: ModelFacts, partner: ModelFacts, base: ModelFacts | None) -> dict[str, float]:
     """partner − model on the model's strengths: the evaluations all three report on which the model beats
     the merge base by at least STRENGTH_MARGIN, or else the one it gains most on (empty: base unknown)."""
-    if base is None:
+    trio = _over_base(model, partner, base)
+    if not trio:
         return {}
-    keys = sorted(model.evals.keys() & partner.evals.keys() & base.evals.keys())
-    if not keys:
-        return {}
-    scale = {k: 100.0 if max(abs(model.evals[k]), abs(partner.evals[k]), abs(base.evals[k])) > 1.0 else 1.0
-             for k in keys}  # fmt: skip
-    over_base = {k: (model.evals[k] - base.evals[k]) / scale[k] for k in keys}
-    strong = [k for k in keys if over_base[k] >= STRENGTH_MARGIN] or [max(keys, key=lambda k: over_base[k])]
-    return {_label(k): (partner.evals[k] - model.evals[k]) / scale[k] for k in strong}
+    return {_label(k): trio[k][1] - trio[k][0] for k in _strong({k: m - b for k, (m, _, b) in trio.items()})}
+
+
+def predicted_gain(model: ModelFacts, partner: ModelFacts, base: ModelFacts | None) -> float | None:
+    """What the merge should gain the model on both models' strengths, if an average keeps MERGE_KEEPS of
+    each model's gain over the base: mean over those evaluations of base + MERGE_KEEPS·(both gains) − model.
+    None when the three share no evaluation."""
+    trio = _over_base(model, partner, base)
+    if not trio:
+        return None
+    strong = set(_strong({k: m - b for k, (m, _, b) in trio.items()}))
+    strong |= set(_strong({k: p - b for k, (_, p, b) in trio.items()}))
+    return sum(
+        b + MERGE_KEEPS * (max(0.0, m - b) + max(0.0, p - b)) - m
+        for k, (m, p, b) in trio.items()
+        if k in strong
+    ) / len(strong)
 
 
 def _best_lift(p: PairView) -> float | None:
@@ -92,6 +127,10 @@ def _mean_lift(p: PairView) -> float | None:
 
 def _retention(p: PairView) -> float | None:
     return sum(p.strengths.values()) / len(p.strengths) if p.strengths else None
+
+
+def _predicted_gain(p: PairView) -> float | None:
+    return p.predicted
 
 
 def _complementarity(p: PairView) -> float | None:
@@ -118,26 +157,32 @@ MERGE_SIGNALS: dict[str, tuple[Signal, str]] = {
     "best_lift": (_best_lift, "largest lift of the partner over the model on a shared evaluation"),
     "mean_lift": (_mean_lift, "mean positive lift over the shared evaluations"),
     "retention": (_retention, "mean lift of the partner on the model's own strengths (≤ 0: what it costs)"),
+    "predicted_gain": (
+        _predicted_gain,
+        "the merge's gain on both models' strengths if it keeps half of each",
+    ),
     "complementarity": (_complementarity, "1 − |cosine| of the task vectors"),
     "sign_agreement": (_sign_agreement, "1 − sign-conflict rate of the largest deltas"),
     "licence_conflict": (_licence_conflict, "1 when the licences forbid releasing the merge"),
     "kinship": (_kinship, "Pearson kinship of the task vectors (Hu et al. 2024); baseline only"),
 }
-# Weights of the score, tuned on zoo seeds 1 and 4 (bench/bench_merge.py --tune): `best_lift` is what
-# predicts the measured gain most; `retention` at 0.2 separates partners that bring their task equally well
-# but cost the model more of its own (top-1 beats the median in 89% / 85% of queries, against 84% / 82%
-# without it; validation seeds in the README); larger kinship weights only lowered the correlation. `complementarity` at 0.01 breaks
-# ties and ranks pairs without shared evaluations (alone it correlates +0.19 with the gain per query on seed
-# 1; sign agreement −0.20). A licence conflict (−1) puts the pair below every compatible one. Signals not
-# named weigh 0.
+# Weights of the score, tuned on zoo seeds 1 and 4 (bench/bench_merge.py --tune; figures in the README):
+# `best_lift` is what predicts the measured gain most; `retention` at 0.2 separates partners that bring their
+# task equally well but cost the model more of its own; `predicted_gain` at 1 adds what an average keeps of
+# both models' skills (top-1 beats the median in 91% / 89% of tuning queries, against 89% / 85% without it).
+# The grid's best on top-1 alone (best_lift 0.5, predicted_gain 2: 93% / 91%) was not taken: it lowers the
+# per-query Spearman to 0.54. Larger kinship weights only lowered the correlation; `complementarity` at 0.01
+# breaks ties and ranks pairs without shared evaluations. A licence conflict (−1) puts the pair below every
+# compatible one. Signals not named weigh 0.
 SCORE_WEIGHTS: dict[str, float] = {
     "best_lift": 1.0,
     "retention": 0.2,
+    "predicted_gain": 1.0,
     "complementarity": 0.01,
     "licence_conflict": -1.0,
 }
 # The signals read from evaluations (unknown for a model whose card reports none).
-EVAL_SIGNALS: tuple[str, ...] = ("best_lift", "mean_lift", "retention")
+EVAL_SIGNALS: tuple[str, ...] = ("best_lift", "mean_lift", "retention", "predicted_gain")
 
 
 @dataclass(frozen=True)
@@ -184,6 +229,7 @@ def pair_view(model: ModelFacts, facts: PairFacts, base: ModelFacts | None = Non
         shared_lifts(model, facts.partner),
         licence_verdict(model.license, facts.partner.license),
         strength_lifts(model, facts.partner, base),
+        predicted_gain(model, facts.partner, base),
     )
 
 
@@ -272,6 +318,9 @@ def reasons_of(view: PairView, method_reason: str) -> tuple[str, ...]:
         out.append(f"no shared evaluation results with {f.partner.id}: quality unknown")
     if view.strengths:
         out.append(_strength_sentence(view.strengths))
+    if view.predicted is not None:
+        out.append(f"an average keeping half of each gain over the base would change the model by "
+                   f"{view.predicted:+.2f} on the two models' strengths")  # fmt: skip
     out.append(view.licence.reason)
     return tuple(out)
 

@@ -18,7 +18,7 @@ on the other seeds; `--seen-seeds` names validation seeds already looked at whil
 tuned, reported apart from the fresh ones. Also: suggest latency on a 1,000-sampled-model database, evolve
 curves, mergekit checks.
 
-Run: `python bench/bench_merge.py [--seeds 1 2 3 4 5 6] [--tune-seeds 1 4] [--seen-seeds 2 3] [--tune]`
+Run: `python bench/bench_merge.py [--seeds 1 2 3 4 5 6 7 8] [--tune-seeds 1 4] [--seen-seeds 2 3 5 6] [--tune]`
 """
 
 from __future__ import annotations
@@ -70,8 +70,10 @@ GAIN_DEFINITION = (
 )
 
 
-# The score before `retention` (tuned on seed 1 alone), evaluated on every seed of the same run for comparison.
-PREVIOUS_WEIGHTS = {"best_lift": 1.0, "complementarity": 0.01, "licence_conflict": -1.0}
+# Earlier scores, evaluated on every seed of the same run for comparison: before `predicted_gain` (tuned on
+# seeds 1 and 4), and before `retention` (tuned on seed 1 alone).
+PREVIOUS_WEIGHTS = {"best_lift": 1.0, "retention": 0.2, "complementarity": 0.01, "licence_conflict": -1.0}
+FIRST_WEIGHTS = {"best_lift": 1.0, "complementarity": 0.01, "licence_conflict": -1.0}
 
 
 def ensure_zoo(seed: int) -> Path:
@@ -212,6 +214,7 @@ def evaluate_seed(table: SeedTable, *, weights: dict[str, float] | None = None,
     auto = _auto(rules)
     advisor = evaluate_ranking(table, lambda p: score_of(p.signals, weights), auto)
     previous = evaluate_ranking(table, lambda p: score_of(p.signals, PREVIOUS_WEIGHTS), auto)
+    first = evaluate_ranking(table, lambda p: score_of(p.signals, FIRST_WEIGHTS), auto)
     kin = evaluate_ranking(table, lambda p: p.signals.get("kinship") or 0.0, auto)
     # what the advice does for models whose cards report no evaluations: only the kinship signals are known
     no_evals = evaluate_ranking(
@@ -230,7 +233,7 @@ def evaluate_seed(table: SeedTable, *, weights: dict[str, float] | None = None,
     best = [max(p.gains, key=lambda m, p=p: p.gains[m]) for p in table.pairs]
     return {
         "queries": len({p.query for p in table.pairs}), "pairs": len(table.pairs),
-        "skipped_queries": len(table.skipped), "advisor": advisor, "advisor_previous_score": previous, "kinship_alone": kin, "random": rand, "advisor_without_evals": no_evals,
+        "skipped_queries": len(table.skipped), "advisor": advisor, "advisor_previous_score": previous, "advisor_first_score": first, "kinship_alone": kin, "random": rand, "advisor_without_evals": no_evals,
         "methods": {"mean_gain_fixed": methods,
                     "mean_gain_auto": round(statistics.mean(p.gains[m] for p, m in zip(table.pairs, chosen, strict=True)), 4),
                     "mean_gain_best_method": round(statistics.mean(max(p.gains.values()) for p in table.pairs), 4),
@@ -246,7 +249,8 @@ def tune(tables: list[SeedTable]) -> dict:
     """Grid search of the score weights (on every tuning seed: the worst top-1 rate, then the mean per-query
     Spearman) and of the TIES threshold (mean gain of the chosen method, all tuning pairs)."""
     grid = {"best_lift": (0.0, 0.5, 1.0, 2.0), "mean_lift": (0.0, 0.5, 1.0), "retention": (0.0, 0.1, 0.2, 0.3, 0.5),
-            "complementarity": (0.0, 0.01, 0.1, 1.0), "sign_agreement": (0.0, 0.01, 0.1)}  # fmt: skip
+            "complementarity": (0.0, 0.01, 0.1, 1.0), "sign_agreement": (0.0, 0.01, 0.1),
+            "predicted_gain": (0.0, 0.5, 1.0, 2.0)}  # fmt: skip
     results = []
     for values in itertools.product(*grid.values()):
         w = dict(zip(grid, values, strict=True))
@@ -417,9 +421,9 @@ def bench_mergekit(zoo: Path, table: SeedTable) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8])
     ap.add_argument("--tune-seeds", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--seen-seeds", type=int, nargs="*", default=[2, 3],
+    ap.add_argument("--seen-seeds", type=int, nargs="*", default=[2, 3, 5, 6],
                     help="Validation seeds looked at while an earlier score was tuned.")  # fmt: skip
     ap.add_argument("--tune", action="store_true", help="Also store the grid search on the tuning seeds.")
     ap.add_argument("--evolve-rounds", type=int, default=5)
@@ -438,7 +442,7 @@ def main() -> None:
     fresh = [s for s in validation if s not in args.seen_seeds]
     out: dict = {"gain_definition": GAIN_DEFINITION, "tuning_seeds": tuning, "validation_seeds": validation,
                  "fresh_validation_seeds": fresh, "score_weights": SCORE_WEIGHTS,
-                 "previous_score_weights": PREVIOUS_WEIGHTS,
+                 "previous_score_weights": PREVIOUS_WEIGHTS, "first_score_weights": FIRST_WEIGHTS,
                  "method_rules": [r.__dict__ for r in METHOD_RULES], "seeds": {}, "evolve": {}}  # fmt: skip
     roles = {"tuning": tuning, "validation (fresh)": fresh}
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,6 +10,7 @@ from analysis.merge import (
     SCORE_WEIGHTS,
     STRENGTH_MARGIN,
     pair_view,
+    predicted_gain,
     reasons_of,
     score_of,
     signals_of,
@@ -60,6 +61,22 @@ def test_strengths_are_the_evaluations_the_model_gained_on_else_its_largest_gain
     assert strength_lifts(flat, partner, BASE) == pytest.approx({"copy": 0.08})
 
 
+def test_predicted_gain_keeps_half_of_each_models_gain_over_the_base_on_both_strengths() -> None:
+    brings_sort = _model("org/sort", copy=0.5, sort=0.9, add=0.1)  # its strength: sort (+0.4)
+    another_copy = _model("org/copy-2", copy=0.97, sort=0.5, add=0.1)  # the same strength as the model
+    # on copy: 0.5 + ½·(0.45 + 0) − 0.95 = −0.225; on sort: 0.5 + ½·(0 + 0.4) − 0.45 = +0.25
+    assert predicted_gain(MODEL, brings_sort, BASE) == pytest.approx((-0.225 + 0.25) / 2)
+    # only copy: 0.5 + ½·(0.45 + 0.47) − 0.95 = +0.01
+    assert predicted_gain(MODEL, another_copy, BASE) == pytest.approx(0.01)
+    assert predicted_gain(MODEL, brings_sort, None) is None
+    view = pair_view(MODEL, _pair(brings_sort), BASE)
+    assert signals_of(view)["predicted_gain"] == pytest.approx(0.0125)
+    assert (
+        "an average keeping half of each gain over the base would change the model by +0.01 on the two "
+        "models' strengths" in reasons_of(view, "linear")
+    )
+
+
 def test_percent_evaluations_are_read_as_fractions() -> None:
     base = _model("org/base", copy=50.0, sort=50.0)
     model = _model("org/m", copy=90.0, sort=50.0)
@@ -73,6 +90,7 @@ def test_without_the_bases_evaluations_retention_is_unknown_and_weighs_nothing()
         view = pair_view(MODEL, _pair(partner), base)
         sig = signals_of(view)
         assert sig["retention"] is None and not any("own strength" in r for r in reasons_of(view, "linear"))
+        assert sig["predicted_gain"] is None
         assert score_of(sig) == pytest.approx(
             SCORE_WEIGHTS["best_lift"] * sig["best_lift"] + SCORE_WEIGHTS["complementarity"] * 0.9
         )
