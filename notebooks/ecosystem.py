@@ -37,6 +37,7 @@
 
 # %%
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -344,3 +345,4 @@ else:  # run as a plain script
 
 # %%
 con.close()
+shutil.rmtree(workdir, ignore_errors=True)  # the scratch database; the figures stay
