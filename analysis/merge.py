@@ -319,8 +319,8 @@ def reasons_of(view: PairView, method_reason: str) -> tuple[str, ...]:
     if view.strengths:
         out.append(_strength_sentence(view.strengths))
     if view.predicted is not None:
-        out.append(f"an average keeping half of each gain over the base would change the model by "
-                   f"{view.predicted:+.2f} on the two models' strengths")  # fmt: skip
+        out.append(f"expected gain {view.predicted:+.2f} on the two models' strengths (an average keeps about "
+                   "half of each one's gain over the base)")  # fmt: skip
     out.append(view.licence.reason)
     return tuple(out)
 

@@ -470,6 +470,9 @@ def main() -> None:
         "spearman_pooled_ge_0.5_every_validation_seed": all(v["advisor"]["spearman_pooled"] >= 0.5 for v in val),
         "spearman_per_query_ge_0.5_every_validation_seed": all((v["advisor"]["spearman_per_query_mean"] or 0) >= 0.5 for v in val),
         "top1_beats_median_ge_0.8_every_validation_seed": all((v["advisor"]["top1_beats_median"] or 0) >= 0.8 for v in val),
+        "top1_beats_median_pooled_over_validation_seeds": round(
+            sum(round(v["advisor"]["top1_beats_median"] * v["advisor"]["queries"]) for v in val)
+            / sum(v["advisor"]["queries"] for v in val), 4) if val else None,
         "advisor_beats_kinship_alone_and_random": all(
             v["advisor"]["spearman_pooled"] > max(v["kinship_alone"]["spearman_pooled"], v["random"]["spearman_pooled"]) for v in val),
         "suggest_under_1s_on_1000_models": out["latency"]["suggest_seconds_max"] < 1.0 if "latency" in out else None,

@@ -72,8 +72,8 @@ def test_predicted_gain_keeps_half_of_each_models_gain_over_the_base_on_both_str
     view = pair_view(MODEL, _pair(brings_sort), BASE)
     assert signals_of(view)["predicted_gain"] == pytest.approx(0.0125)
     assert (
-        "an average keeping half of each gain over the base would change the model by +0.01 on the two "
-        "models' strengths" in reasons_of(view, "linear")
+        "expected gain +0.01 on the two models' strengths (an average keeps about half of each one's gain "
+        "over the base)" in reasons_of(view, "linear")
     )
 
 
