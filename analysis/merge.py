@@ -49,9 +49,8 @@ class PairView:
 
 
 STRENGTH_MARGIN = 0.1  # a model's strength: an evaluation it beats the merge base on by this much (0..1)
-MERGE_KEEPS = (
-    0.5  # share of each model's gain over the base that an average of two keeps (task vectors halved)
-)
+# share of each model's gain over the base that an average of two keeps (both task vectors halved)
+MERGE_KEEPS = 0.5
 
 
 def _scale(a: float, b: float) -> float:

@@ -24,6 +24,7 @@ Run: `python bench/bench_merge.py [--seeds 1 2 3 4 5 6 7 8] [--tune-seeds 1 4] [
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
@@ -139,8 +140,11 @@ def measure_seed(seed: int, zoo: Path, db: Path, *, use_cache: bool = True) -> S
             states[m] = load_state(zoo / truth[m]["path"])
         return states[m]
 
-    cache_file = zoo.parent / "merge_gains.json"  # measured gains by (query, partner, base): the slow part
-    cache = json.loads(cache_file.read_text()) if use_cache and cache_file.is_file() else {}
+    # merged accuracies by (query, partner, base), the slow part, valid for this zoo's lineage.json only
+    cache_file = zoo.parent / "merge_gains.json"
+    fingerprint = hashlib.sha256((zoo / "lineage.json").read_bytes()).hexdigest()
+    stored = json.loads(cache_file.read_text()) if use_cache and cache_file.is_file() else {}
+    cache = stored.get("accuracies", {}) if stored.get("zoo") == fingerprint else {}
     con = connect(db, read_only=True)
     table = SeedTable(seed)
     for q in sorted(m for m, e in truth.items() if e["kind"] == "finetune"):
@@ -167,7 +171,7 @@ def measure_seed(seed: int, zoo: Path, db: Path, *, use_cache: bool = True) -> S
                                     gains, vs_better))  # fmt: skip
     con.close()
     if use_cache:
-        cache_file.write_text(json.dumps(cache))
+        cache_file.write_text(json.dumps({"zoo": fingerprint, "accuracies": cache}))
     table.seconds = round(time.perf_counter() - t0, 1)
     return table
 
