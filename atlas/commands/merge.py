@@ -44,8 +44,9 @@ def suggest_command(
     Partners share the model's architecture, tensor shapes and an ancestor (the merge base), and have
     weight samples and kinship; ancestors, descendants and quantized copies are left out. The score
     weighs what each partner adds on shared evaluations, what the model would give up where it is
-    strongest, how complementary the task vectors are and licence compatibility; the method follows the
-    sign conflicts. Results go to `merge_suggestions`.
+    strongest, what an average of the two should gain on both models' strengths, how complementary the
+    task vectors are and licence compatibility; the method follows the sign conflicts. Results go to
+    `merge_suggestions`.
 
     Example: `hubatlas suggest zoo/expert-copy-1 -k 5 --yaml merge.yml && mergekit-yaml merge.yml out/`
     """
