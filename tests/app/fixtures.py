@@ -3,6 +3,11 @@ dependency network (29k models) loaded with DuckDB SQL straight from its CSV fil
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from atlas import db
@@ -61,3 +66,43 @@ def build_network_atlas(path: Path, network_dir: Path, *, layout: bool = True) -
         write_layout(con)
     con.close()
     return path
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from atlas import db
+    con = db.connect(sys.argv[1])
+    con.execute("INSERT INTO models (id, source, downloads) VALUES ('new-org/fresh', 'hub', 1)")
+    print("holding", flush=True)
+    sys.stdin.readline()  # keep the write lock until the test says so
+    con.close()
+    print("closed", flush=True)
+    """
+)
+
+
+@contextmanager
+def writer_holding_lock(db_path: Path) -> Iterator[Callable[[], None]]:
+    """Another process (like a crawl) that opens the database read-write and adds 'new-org/fresh'; inside
+    the block it holds the write lock until the yielded `release()` makes it commit and close."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db_path)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+
+    def release() -> None:
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().strip() == "closed"
+
+    try:
+        assert writer.stdout.readline().strip() == "holding"
+        yield release
+    finally:
+        writer.wait(timeout=30)
+    assert writer.returncode == 0

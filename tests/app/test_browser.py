@@ -188,32 +188,16 @@ def test_forbidden_queries_are_refused_with_a_message(site: str, browser, sql: s
 
 
 def test_serve_keeps_serving_while_another_process_writes(tmp_path: Path, browser) -> None:
-    import subprocess
-    import sys
-
-    from tests.app.fixtures import REPO_ROOT
-    from tests.app.test_source import WRITER
+    from tests.app.fixtures import writer_holding_lock
 
     db = build_small_atlas(tmp_path / "atlas.duckdb")
     with serve(db) as url:
-        writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(db)],
-            cwd=REPO_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert writer.stdout.readline().strip() == "holding"  # the crawl's write lock is held now
+        with writer_holding_lock(db) as release:  # the crawl's write lock is held inside
             browser.get(url + "/model/alice/ft-chat")
             assert wait_for(browser, "#model-title").text == "alice/ft-chat"
             browser.get(url + "/model/new-org/fresh")
             assert "No model 'new-org/fresh'" in wait_for(browser, ".notice-error").text
-            writer.stdin.write("\n")
-            writer.stdin.flush()
-            assert writer.stdout.readline().strip() == "closed"
-        finally:
-            writer.wait(timeout=30)
+            release()
         time.sleep(1.2)  # the app looks for a new file version at most once a second
 
         def fresh_page_shown() -> bool:

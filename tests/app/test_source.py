@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from app.source import AtlasSource
 from atlas.db import AtlasDBError
-from tests.app.fixtures import REPO_ROOT, build_small_atlas
-
-WRITER = textwrap.dedent(
-    """
-    import sys
-    from atlas import db
-    con = db.connect(sys.argv[1])
-    con.execute("INSERT INTO models (id, source, downloads) VALUES ('new-org/fresh', 'hub', 1)")
-    print("holding", flush=True)
-    sys.stdin.readline()  # keep the write lock until the test says so
-    con.close()
-    print("closed", flush=True)
-    """
-)
+from tests.app.fixtures import build_small_atlas, writer_holding_lock
 
 
 def count_models(source: AtlasSource) -> int:
@@ -36,23 +20,10 @@ def test_serves_last_snapshot_while_a_writer_holds_the_lock_then_shows_its_data(
     source = AtlasSource(db, check_every_s=0.0, workdir=tmp_path / "snaps")
     before = count_models(source)
     # The app holds only its private copy, so a writer in another process can open the real file.
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db)],
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert writer.stdout.readline().strip() == "holding"
+    with writer_holding_lock(db) as release:
         assert count_models(source) == before  # still served, from the last good snapshot
         assert source.last_error and "busy" in source.last_error
-        writer.stdin.write("\n")
-        writer.stdin.flush()
-        assert writer.stdout.readline().strip() == "closed"
-    finally:
-        writer.wait(timeout=30)
-    assert writer.returncode == 0
+        release()
     assert count_models(source) == before + 1
     assert source.read(
         lambda con: con.execute("SELECT id FROM models WHERE id = 'new-org/fresh'").fetchone()
