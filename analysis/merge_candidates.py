@@ -10,7 +10,8 @@ A candidate partner of model M:
 - is not an ancestor or descendant of M (merging with one's own parent or child undoes or repeats the
   fine-tune), nor a quantized copy or format conversion of another model (the original is the partner);
 - has a `kinship` row with M (computed by `hubatlas kinship`).
-Every exclusion is counted, so "no candidates" can say why.
+Every exclusion is counted, so "no candidates" can say why. M itself must hold full weights of its own: a LoRA
+adapter, or a quantized copy or conversion of another model, is told to ask for (or merge into) its original.
 """
 
 from __future__ import annotations
@@ -169,6 +170,18 @@ def find_candidates(
     if me["adapter"]:
         raise MergeAdviceError(
             f"{model_id}: a LoRA adapter; merge advice needs full weights (merge it into its base first)"
+        )
+    original = con.execute(
+        "SELECT parent, relation FROM lineage WHERE child = ? AND parent <> child AND relation IN (SELECT unnest(?)) "
+        "ORDER BY confidence DESC NULLS LAST, parent LIMIT 1",
+        [model_id, list(COPY_RELATIONS)],
+    ).fetchone()
+    if original is not None:
+        parent, relation = original
+        copy = "a quantized copy" if relation == "quantized" else "a format conversion"
+        raise MergeAdviceError(
+            f"{model_id}: {copy} of {parent}; ask for the partners of {parent} (merge the original, then "
+            f"{'quantize' if relation == 'quantized' else 'convert'} the merge)"
         )
     excluded = dict.fromkeys(
         ("other architecture or shapes", "adapter", "copy (quantized or converted)", "no common ancestor",

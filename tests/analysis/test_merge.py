@@ -195,6 +195,7 @@ def test_top_k_merge_yaml_merges_all_partners_on_their_common_base(atlas_copy: P
         ("zoo/nope", "error: zoo/nope: no such model in the atlas"),
         ("zoo/unsampled", "error: zoo/unsampled: no weight sample (scheme default); run `hubatlas sample --model zoo/unsampled`"),
         ("zoo/lora-add", "error: zoo/lora-add: a LoRA adapter; merge advice needs full weights"),
+        ("zoo/base-llama-fp16", "error: zoo/base-llama-fp16: a quantized copy of zoo/base-llama; ask for the partners of zoo/base-llama (merge the original, then quantize the merge)"),
         ("zoo/base-wide", "error: zoo/base-wide: no merge candidates among"),
     ],
 )  # fmt: skip
@@ -259,4 +260,5 @@ def test_suggest_all_fills_the_merge_page_for_every_model_with_candidates(atlas_
     )
     assert {"zoo/expert-copy-1", "zoo/expert-sort-1", "zoo/wide-expert-copy-1"} <= stored
     assert not stored & {"zoo/base-llama", "zoo/lora-copy"}  # every llama model descends from the base
+    assert "zoo/base-llama-fp16" not in stored  # a declared quantized copy: its original gets the advice
     assert set(per_model.values()) <= {1, 2}
