@@ -187,6 +187,7 @@ def fidelity(zoo: Path, work: Path) -> dict:
         "raw_weights_two_families": _agreement(*(a[~with_ref & ~_same_family(rows)] for a in (s, f))),
     }
     out["fidelity_vs_all_tensors"] = _agreement(s, f_all)
+    out["abs_delta_cosine_by_pair_kind"] = _errors_by_kind(rows, kind, np.abs(s[:, 1] - f[:, 1]), with_ref)
     b = np.array([[batched[(r["a"], r["b"])]["pearson"], batched[(r["a"], r["b"])]["cosine"]] for r in rows])
     out["check_full_scheme_vs_pairwise_max_abs_diff"] = float(np.max(np.abs(b - f)))
     worst = np.argsort(-np.abs(s[:, 1] - f[:, 1]))[:5]
@@ -199,6 +200,24 @@ def fidelity(zoo: Path, work: Path) -> dict:
     out["speedup_vs_full_weight_pairwise"] = round(t_p["seconds"] / t_s["seconds"], 2)
     out["speedup_vs_full_weight_batched"] = round(t_b["seconds"] / t_s["seconds"], 2)
     out["speedup_kinship_only_vs_batched"] = round(t_b["kinship_seconds"] / t_s["kinship_seconds"], 2)
+    return out
+
+
+def _errors_by_kind(rows: list[dict], kind: dict[str, str], err: np.ndarray, with_ref: np.ndarray) -> dict:
+    """|Δ cosine| quantiles and the share within 0.02, for pairs with a common ancestor (all, and by the two
+    models' kinds) and for raw-weight pairs: where the sampling error sits."""
+
+    def stats(e: np.ndarray) -> dict:
+        q = np.quantile(e, [0.5, 0.9, 0.99]) if len(e) else [np.nan] * 3
+        return {"pairs": len(e), "median": round(float(q[0]), 4), "p90": round(float(q[1]), 4),
+                "p99": round(float(q[2]), 4), "max": round(float(e.max()), 4) if len(e) else None,
+                "share_within_0.02": round(float((e <= 0.02).mean()), 4) if len(e) else None}  # fmt: skip
+
+    pair_kind = np.array(["/".join(sorted((kind[r["a"]], kind[r["b"]]))) for r in rows])
+    out = {"with_common_ancestor": stats(err[with_ref]), "raw_weights": stats(err[~with_ref])}
+    out["with_common_ancestor_by_kinds"] = {
+        k: stats(err[with_ref & (pair_kind == k)]) for k in sorted(set(pair_kind[with_ref]))
+    }
     return out
 
 
