@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from analysis.zoo_build import GENERATOR, ZooSummary, build_zoo
 from analysis.zoo_io import load_state
-from analysis.zoo_merge import MERGE_METHODS, merge_linear, merge_ties
+from analysis.zoo_merge import merge_linear, merge_ties
 from analysis.zoo_model import ARCHS, ZooArch, forward, init_state
 from analysis.zoo_plan import SIZES, ModelSpec, plan_zoo
 from analysis.zoo_tasks import TASKS, accuracy, evaluate
 
 __all__ = [
-    "ARCHS", "GENERATOR", "MERGE_METHODS", "SIZES", "TASKS", "ModelSpec", "ZooArch", "ZooSummary",
+    "ARCHS", "GENERATOR", "SIZES", "TASKS", "ModelSpec", "ZooArch", "ZooSummary",
     "accuracy", "build_zoo", "evaluate", "forward", "init_state", "load_state", "merge_linear",
     "merge_ties", "plan_zoo",
 ]  # fmt: skip

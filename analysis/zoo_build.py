@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from analysis.zoo_merge import MERGE_METHODS
+from analysis.merge_methods import apply_method
 from analysis.zoo_model import ARCHS, StateDict, init_state
 from analysis.zoo_plan import ModelSpec, plan_zoo
 from analysis.zoo_tasks import TASKS, accuracy
@@ -107,8 +107,8 @@ def _build(
         elif spec.kind == "quantized":
             sd = {k: v.to(DTYPES[spec.dtype]).float() for k, v in full[spec.parents[0]].items()}
         elif spec.kind == "merge":
-            sd = MERGE_METHODS[spec.method or "linear"](
-                full[spec.family], [full[p] for p in spec.parents], spec.weights
+            sd = apply_method(
+                spec.method or "linear", full[spec.family], [full[p] for p in spec.parents], spec.weights
             )
         else:
             raise ValueError(f"{spec.id}: unknown kind {spec.kind!r}")

@@ -40,7 +40,3 @@ def merge_ties(
         den = (w * agree).sum(0).clamp_min(1e-12)
         out[name] = base + (num / den).reshape(base.shape)
     return out
-
-
-# Merge methods by mergekit name; the zoo builds merges from this registry.
-MERGE_METHODS = {"linear": merge_linear, "ties": merge_ties}
