@@ -343,10 +343,11 @@ def rank_pool(
     out = []
     for rank, (score, facts, view, sig, chosen, why) in enumerate(scored[:k] if k else scored, 1):
         base = pool.base_facts.get(facts.base, ModelFacts(facts.base, None, None, None, None))
+        reasons = reasons_of(view, why)
         yaml_text = mergekit_yaml(
             MERGE_METHODS[chosen], [pool.model, facts.partner], base, header=[
                 f"Merge of {pool.model.id} and {facts.partner.id} suggested by hubatlas (rank {rank}, score {score:.3f})",
-                *reasons_of(view, why)],
+                *reasons],
         )  # fmt: skip
         out.append(
             Suggestion(
@@ -356,7 +357,7 @@ def rank_pool(
                 round(score, 6),
                 chosen,
                 facts.base,
-                reasons_of(view, why),
+                reasons,
                 yaml_text,
                 sig,
             )
@@ -413,7 +414,8 @@ def suggest(
     top_k_merge: bool = False,
     write: bool = True,
 ) -> SuggestResult:
-    """Rank the model's merge partners and (when `write`) replace its rows of `merge_suggestions`.
+    """Rank the model's merge partners and (when `write`) replace its rows of `merge_suggestions` (removed
+    when it has no candidates any more).
 
     Raises MergeAdviceError (unknown model, no sample, no candidates, unknown method).
     """
@@ -422,7 +424,12 @@ def suggest(
             get_method(method)
         except ValueError as e:
             raise MergeAdviceError(str(e)) from None
-    pool = find_candidates(con, model_id, scheme=scheme)
+    try:
+        pool = find_candidates(con, model_id, scheme=scheme)
+    except MergeAdviceError:
+        if write:  # advice stored by an earlier run no longer holds
+            write_suggestions(con, model_id, [])
+        raise
     ranked = rank_pool(pool, k=k, method=method)
     if write:
         write_suggestions(con, model_id, ranked)

@@ -247,6 +247,11 @@ def test_suggest_reads_only_the_database_and_loads_no_torch(atlas: Path) -> None
 def test_suggest_all_fills_the_merge_page_for_every_model_with_candidates(atlas_copy: Path) -> None:
     from app.data import models_with_suggestions
 
+    con = duckdb.connect(str(atlas_copy))  # advice an earlier run stored for a model that now gets none
+    con.execute(
+        "INSERT INTO merge_suggestions (model_id, partner, rank, score) VALUES ('zoo/base-llama-fp16', 'zoo/expert-copy-1', 1, 0.5)"
+    )
+    con.close()
     res = runner.invoke(app, ["suggest", "--all", "-k", "2", "--db", str(atlas_copy)])
     assert res.exit_code == 0, res.output
     con = connect(atlas_copy, read_only=True)
