@@ -123,13 +123,6 @@ def iter_samples(
             yield fut.result()
 
 
-def record_sample(
-    con: duckdb.DuckDBPyConnection, result: SampleResult, samples_root: Path
-) -> WeightSampleRecord:
-    """Write the sample file (when ok) and upsert the model's `weight_samples` row."""
-    return record_samples(con, [result], samples_root)[0]
-
-
 def record_samples(
     con: duckdb.DuckDBPyConnection, results: Sequence[SampleResult], samples_root: Path
 ) -> list[WeightSampleRecord]:
