@@ -65,7 +65,7 @@ def sampled_coordinates(
     con: duckdb.DuckDBPyConnection, ids: list[str], *, max_coords: int = MAX_COORDS
 ) -> tuple[dict[str, Coords], dict[str, float]]:
     """Each sampled model's coordinates (thinned) and weighted norm, per shape group, from the stored samples."""
-    from analysis.kinship_run import build_groups, load_vectors
+    from analysis.kinship_run import build_groups, load_vectors, tensor_weight
 
     scheme = con.execute(
         "SELECT scheme FROM kinship GROUP BY scheme ORDER BY count(*) DESC LIMIT 1"
@@ -78,17 +78,12 @@ def sampled_coordinates(
     for gi, (models, keys) in enumerate(build_groups(vectors)):
         for m in models:
             parts = [vectors[m][k] for k in keys]
-            norms[m] = float(np.sqrt(sum(_weight(k, v) ** 2 * np.sum(v.astype(np.float64) ** 2)
+            norms[m] = float(np.sqrt(sum(tensor_weight(k, v) ** 2 * np.sum(v.astype(np.float64) ** 2)
                                          for k, v in zip(keys, parts, strict=True))))  # fmt: skip
             flat = np.concatenate([v.ravel() for v in parts])  # (n_coords,)
             step = max(1, -(-flat.size // max_coords))
             coords[m] = Coords(f"group{gi}", np.ascontiguousarray(flat[::step], dtype=np.float32))
     return coords, norms
-
-
-def _weight(key: tuple[str, tuple[int, ...]], v: np.ndarray) -> float:
-    """A tensor's sampled rows stand for all its rows (the kinship matrix's weighting)."""
-    return float(np.sqrt(key[1][0] / v.shape[0])) if len(key[1]) > 1 else 1.0
 
 
 def load_weight_inputs(con: duckdb.DuckDBPyConnection, *, coordinates: bool = True) -> WeightInputs:

@@ -16,6 +16,7 @@ Conventions (documented for SQL users):
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import defaultdict
@@ -32,9 +33,10 @@ from safetensors import SafetensorError
 
 from analysis.kinship import KinshipConfig, excess_kurtosis_rows, gram_matrix, pair_metrics, resolve_device
 from analysis.samples import load_sample
+from analysis.schemes import SCHEMES
 from atlas.db import query_dicts, transaction
 
-Key = tuple[str, tuple[int, ...]]  # tensor name, whole shape: the scheme fixes its rows
+Key = tuple[str, tuple[int, ...]]  # tensor name, whole shape: with the scheme they fix the coordinates
 MIN_SHARED = 0.5  # a model joins a group when the shared tensors hold this share of its sampled values
 LAYERS_MAX_MODELS = 300  # per-layer profiles (n² × layers rows) only for groups up to this size
 _LAYER = re.compile(r"(?:^|[._])(?:layers?|h|blocks?)[._]?(\d+)(?:[._]|$)")
@@ -72,12 +74,19 @@ def load_vectors(
         "SELECT model_id, location FROM weight_samples WHERE scheme = ? AND status = 'ok' ORDER BY model_id",
         [scheme],
     )
+    current = SCHEMES[scheme].fingerprint if scheme in SCHEMES else None
     stored = {}
     for r in rows:
         try:
-            stored[r["model_id"]] = load_sample(Path(r["location"]))
+            sample = load_sample(Path(r["location"]))
         except (OSError, ValueError, KeyError, SafetensorError) as e:
             warnings.append(f"{r['model_id']}: sample file {r['location']} unreadable ({e}); skipped")
+            continue
+        if current is not None and sample.fingerprint != current:
+            warnings.append(f"{r['model_id']}: sampled under an earlier definition of scheme {scheme!r} (other "
+                            "coordinates); skipped: sample it again with `hubatlas sample`")  # fmt: skip
+            continue
+        stored[r["model_id"]] = sample
     parents = defaultdict(list)
     for r in query_dicts(con, "SELECT child, parent FROM lineage WHERE child <> parent ORDER BY parent"):
         parents[r["child"]].append(r["parent"])
@@ -86,13 +95,13 @@ def load_vectors(
     for m, s in stored.items():
         if ids is not None and m not in ids:
             continue
-        tensors = {(n, shape): v for n, (shape, _, v) in s.tensors.items()}
+        tensors = {(n, shape): v for n, (shape, v) in s.tensors.items()}
         if s.kind == "adapter":
             base = next((b for b in [s.base, *parents.get(m, [])] if b in full), None)
             if base is None:
                 warnings.append(f"{m}: adapter without a sampled base ({s.base}); left out")
                 continue
-            merged = {(n, shape): v for n, (shape, _, v) in full[base].tensors.items()}
+            merged = {(n, shape): v for n, (shape, v) in full[base].tensors.items()}
             misfit = [k for k, d in tensors.items() if k not in merged or merged[k].shape != d.shape]
             if misfit:
                 name, shape = misfit[0]
@@ -155,15 +164,18 @@ def pair_reference(a: str, b: str, anc: dict[str, dict[str, int]], sampled: set[
     return min(common)[1] if common else None
 
 
+def tensor_weight(key: Key, values: np.ndarray) -> float:
+    """√(a tensor's values / its sampled values): weighted so, every tensor counts in products and distances
+    as much as it does in the whole checkpoint (an unbiased estimate of full-weight Gram entries and L2)."""
+    return float(np.sqrt(math.prod(key[1]) / values.size))
+
+
 def _matrix(models: list[str], keys: list[Key], vectors: dict[str, dict[Key, np.ndarray]]) -> torch.Tensor:
-    """Stack the models' samples; each tensor's rows are weighted by √(its rows / sampled rows), so every
-    tensor counts in products and distances as much as it does in the whole checkpoint (an unbiased
-    estimate of the full-weight Gram matrix, hence of full-weight L2 too)."""
-
-    def weight(k: Key, v: np.ndarray) -> float:
-        return float(np.sqrt(k[1][0] / v.shape[0])) if len(k[1]) > 1 else 1.0
-
-    rows = [np.concatenate([vectors[m][k].ravel() * weight(k, vectors[m][k]) for k in keys]) for m in models]
+    """Stack the models' samples, each tensor weighted by `tensor_weight`."""
+    rows = [
+        np.concatenate([vectors[m][k].ravel() * tensor_weight(k, vectors[m][k]) for k in keys])
+        for m in models
+    ]
     return torch.from_numpy(np.stack(rows).astype(np.float32, copy=False))  # (n_models, n_coords)
 
 

@@ -1,4 +1,4 @@
-"""The weight sampler: one model's headers, then only the sampled rows, as float32.
+"""The weight sampler: one model's headers, then only the sampled segments, as float32.
 
 `sample_model` is a pure per-model function (model id + location + scheme → `SampleResult`); it never
 raises for a bad checkpoint but returns status 'error' or 'unsupported' with a one-line reason, so a run
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.remote import HEAD_PROBE, ByteSource, FetchError, HttpSource, LocalSource, read_ranges
-from analysis.schemes import Scheme
+from analysis.schemes import Scheme, SegmentPlan
 from atlas.records import TensorRecord
 from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
 
@@ -36,12 +36,12 @@ class Unsupported(ValueError):
 
 @dataclass(frozen=True)
 class TensorSample:
-    """The sampled rows of one tensor, named and shaped as in the (base) model."""
+    """The sampled segments of one tensor, named and shaped as in the (base) model; where they lie follows
+    from the scheme, the name and the shape (`Scheme.plan`)."""
 
     name: str
     shape: tuple[int, ...]  # the whole tensor's shape
-    start: int  # first sampled row (0 for whole 1-D tensors)
-    values: np.ndarray  # (rows, row_len) float32
+    values: np.ndarray  # (segments, segment length) float32
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class SampleResult:
     model_id: str
     scheme: str
     status: str  # 'ok' | 'unsupported' | 'error'
+    fingerprint: str = ""  # of the scheme's definition (`Scheme.fingerprint`)
     error: str | None = None
     kind: str = "full"  # 'full' weights, or an 'adapter' whose values are deltas on `base`
     base: str | None = None
@@ -102,6 +103,7 @@ def sample_model(
         model_id=model_id,
         scheme=scheme.name,
         status=status,
+        fingerprint=scheme.fingerprint,
         error=error,
         kind=kind,
         base=base,
@@ -183,24 +185,11 @@ def _read_header(run: _Run, file: str) -> Header:
     return header
 
 
-def _plan(scheme: Scheme, t: TensorRecord) -> tuple[int, int, int, int] | None:
-    """(first row, rows, stride, values per row) of a tensor under the scheme, or None when skipped."""
-    plan = scheme.rows_for(t.name, t.shape)
-    if plan is None:
-        return None
-    if len(t.shape) == 1:
-        return 0, 1, 1, t.shape[0]
-    return *plan, math.prod(t.shape[1:])
-
-
-def row_ranges(data_start: int, start: int, k: int, stride: int, row_bytes: int) -> list[tuple[int, int]]:
-    """Byte ranges of rows start, start + stride, ... (one range when the rows are adjacent)."""
-    if stride == 1:
-        return [(data_start + start * row_bytes, data_start + (start + k) * row_bytes)]
-    return [
-        (data_start + r * row_bytes, data_start + (r + 1) * row_bytes)
-        for r in range(start, start + k * stride, stride)
-    ]
+def segment_ranges(data_start: int, plan: SegmentPlan, item_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of a plan's segments in a tensor stored from `data_start` (one per segment; adjacent
+    segments are merged later, when the reads are coalesced)."""
+    first = data_start + (plan.rows * plan.row_len + plan.cols) * item_bytes
+    return list(zip(first.tolist(), (first + plan.length * item_bytes).tolist(), strict=True))
 
 
 def _check_dtypes(run: _Run, tensors: tuple[TensorRecord, ...] | list[TensorRecord]) -> None:
@@ -216,27 +205,25 @@ def _sample_file(
     run: _Run, file: str, tensors: tuple[TensorRecord, ...] | list[TensorRecord]
 ) -> list[TensorSample]:
     _check_dtypes(run, tensors)
-    wanted: list[tuple[TensorRecord, int, int, int, tuple[int, int]]] = []
+    wanted: list[tuple[TensorRecord, SegmentPlan, list[tuple[int, int]]]] = []
     for t in tensors:
         if t.dtype not in FLOAT_DTYPES:
             continue
-        plan = _plan(run.scheme, t)
+        plan = run.scheme.plan(t.name, t.shape)
         if plan is None:
             continue
-        start, k, stride, row_len = plan
-        ranges = row_ranges(t.data_start, start, k, stride, row_len * DTYPE_SIZES[t.dtype])
-        wanted.append((t, start, k, row_len, ranges))
-    datas = read_ranges(run.source, file, [r for w in wanted for r in w[4]], in_flight=run.in_flight)
+        wanted.append((t, plan, segment_ranges(t.data_start, plan, DTYPE_SIZES[t.dtype])))
+    datas = read_ranges(run.source, file, [r for w in wanted for r in w[2]], in_flight=run.in_flight)
     out = []
-    for t, start, k, row_len, ranges in wanted:
-        raw = b"".join(datas[r] for r in ranges)
-        expected = sum(hi - lo for lo, hi in ranges)
+    for t, plan, ranges in wanted:
+        raw = b"".join([datas[r] for r in ranges])
+        expected = plan.n_values * DTYPE_SIZES[t.dtype]
         if len(raw) != expected:
             raise SampleError(
                 f"{run.model_id}/{file}: tensor {t.name!r} is cut short (got {len(raw)} of "
                 f"{expected} bytes; truncated file?)"
             )
-        out.append(TensorSample(t.name, t.shape, start, decode(raw, t.dtype).reshape(k, row_len)))
+        out.append(TensorSample(t.name, t.shape, decode(raw, t.dtype).reshape(len(plan.rows), plan.length)))
     return out
 
 
@@ -272,7 +259,7 @@ def _sample_sharded(run: _Run) -> list[TensorSample]:
 
 
 def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[TensorSample]]:
-    """A LoRA adapter as the sampled rows of `scaling · B @ A`, named like the base model's matrices."""
+    """A LoRA adapter as the sampled segments of `scaling · B @ A`, named like the base model's matrices."""
     if not has_config:
         raise SampleError(f"{run.model_id}: {ADAPTER_FILE} without {ADAPTER_CONFIG}")
     try:
@@ -303,21 +290,26 @@ def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[Tenso
                 f"do not match r={r}"
             )
         name, shape = module + ".weight", (b.shape[0], a.shape[1])
-        start, k, stride = run.scheme.rows_for(name, shape) or (0, 0, 1)
-        if k == 0:
+        plan = run.scheme.plan(name, shape)
+        if plan is None:
             continue
-        b_rngs = row_ranges(b.data_start, start, k, stride, r * DTYPE_SIZES[b.dtype])
-        wanted.append((name, shape, start, k, a, b, (a.data_start, a.data_end), b_rngs))
+        b_rows = np.unique(plan.rows)
+        b_rngs = segment_ranges(
+            b.data_start, SegmentPlan(b_rows, np.zeros_like(b_rows), r, r), DTYPE_SIZES[b.dtype]
+        )
+        wanted.append((name, shape, plan, b_rows, a, b, (a.data_start, a.data_end), b_rngs))
     ranges = [w[6] for w in wanted] + [rng for w in wanted for rng in w[7]]
     datas = read_ranges(run.source, ADAPTER_FILE, ranges, in_flight=run.in_flight)
     out = []
-    for name, shape, start, k, a, b, a_rng, b_rngs in wanted:
-        b_raw = b"".join(datas[rng] for rng in b_rngs)
+    for name, shape, plan, b_rows, a, b, a_rng, b_rngs in wanted:
+        b_raw = b"".join([datas[rng] for rng in b_rngs])
         if len(datas[a_rng]) != a_rng[1] - a_rng[0] or len(b_raw) != sum(hi - lo for lo, hi in b_rngs):
             raise SampleError(f"{run.model_id}/{ADAPTER_FILE}: {name} is cut short (truncated file?)")
         a_val = decode(datas[a_rng], a.dtype).reshape(a.shape).astype(np.float64)  # (r, in)
-        b_rows = decode(b_raw, b.dtype).reshape(k, r).astype(np.float64)  # (k, r)
-        delta = (scaling * b_rows @ a_val).astype(np.float32)  # (k, in)
-        out.append(TensorSample(name, shape, start, delta))
+        b_val = decode(b_raw, b.dtype).reshape(len(b_rows), r).astype(np.float64)  # (unique rows, r)
+        b_seg = b_val[np.searchsorted(b_rows, plan.rows)]  # (segments, r)
+        cols = plan.cols[:, None] + np.arange(plan.length)[None, :]  # (segments, length)
+        delta = scaling * np.einsum("sr,rsl->sl", b_seg, a_val[:, cols])
+        out.append(TensorSample(name, shape, delta.astype(np.float32)))
     base = config.get("base_model_name_or_path")
     return (str(base) if base else None), out

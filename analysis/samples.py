@@ -1,8 +1,8 @@
 """Stored samples: one safetensors file per model under `samples/<scheme>/`, and its `weight_samples` row.
 
-The file holds each sampled tensor's rows (float32) under the base model's tensor name, and in its metadata
-the model id, the kind ('full' or 'adapter' deltas) and each tensor's whole shape and first row: the
-coordinates, identical for every model with a tensor of that name and shape.
+The file holds each sampled tensor's segments (float32) under the base model's tensor name, and in its
+metadata the model id, the kind ('full' or 'adapter' deltas), each tensor's whole shape and the scheme's
+fingerprint: scheme, name and shape fix the coordinates, identical for every model with that tensor.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class StoredSample:
     model_id: str
     kind: str  # 'full' | 'adapter'
     base: str | None  # an adapter's base model id
-    tensors: dict[str, tuple[tuple[int, ...], int, np.ndarray]]  # name -> (whole shape, first row, rows)
+    tensors: dict[str, tuple[tuple[int, ...], np.ndarray]]  # name -> (whole shape, segments)
+    fingerprint: str  # of the scheme definition the sample was taken under ('' when not recorded)
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,9 @@ def sample_path(samples_root: Path, scheme: str, model_id: str) -> Path:
 
 def save_sample(result: SampleResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    index = [{"name": t.name, "shape": list(t.shape), "start": t.start} for t in result.tensors]
+    index = [{"name": t.name, "shape": list(t.shape)} for t in result.tensors]
     meta = {"model_id": result.model_id, "scheme": result.scheme, "kind": result.kind,
-            "base": result.base or "", "index": json.dumps(index)}  # fmt: skip
+            "base": result.base or "", "index": json.dumps(index), "fingerprint": result.fingerprint}  # fmt: skip
     tmp = path.with_suffix(".tmp")
     save_file({t.name: np.ascontiguousarray(t.values) for t in result.tensors}, str(tmp), metadata=meta)
     tmp.replace(path)
@@ -75,10 +76,10 @@ def load_sample(path: Path) -> StoredSample:
     with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata()
     arrays = load_file(str(path))
-    tensors = {
-        e["name"]: (tuple(e["shape"]), int(e["start"]), arrays[e["name"]]) for e in json.loads(meta["index"])
-    }
-    return StoredSample(meta["model_id"], meta["kind"], meta["base"] or None, tensors)
+    tensors = {e["name"]: (tuple(e["shape"]), arrays[e["name"]]) for e in json.loads(meta["index"])}
+    return StoredSample(
+        meta["model_id"], meta["kind"], meta["base"] or None, tensors, meta.get("fingerprint", "")
+    )
 
 
 def list_jobs(

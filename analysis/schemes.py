@@ -1,16 +1,44 @@
-"""Sampling schemes as data: which rows of which tensors a sample reads.
+"""Sampling schemes as data: which runs of values of which tensors a sample reads.
 
-A scheme picks, for a tensor name and shape, `count` rows spread evenly over the matrix (every `stride`-th
-row) from an offset that is a seeded hash of (scheme seed, tensor name, shape): every model holding a tensor
-of that name and shape is sampled at the same coordinates, each row is contiguous bytes, and spreading the
-rows keeps row-structured deltas (token embeddings, attention heads) represented in proportion.
+A scheme reads, from each matrix (viewed as rows × row length), `count` short runs of contiguous values
+("segments"): one per row for rows spread evenly over the matrix from a seeded offset, each at a column
+that a seeded hash of (scheme seed, tensor name, shape, row) picks. Every model holding a tensor of that
+name and shape is therefore sampled at the same coordinates.
+
+Why segments and not whole rows: fine-tune and LoRA deltas are row-structured (low effective rank), so
+a sample's error is set by how many *distinct rows* it reads, not by how many values. For the same bytes,
+16-value segments read a hundred times more rows of a 2048-wide matrix than whole rows do (measured on the
+bench zoo: worst |Δ cosine| 0.09 with whole rows, 0.02 with segments, same budget). The price is requests:
+one range per segment. `rows` keeps whole rows for request-limited remote sampling.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """The coordinates a scheme reads of one tensor, viewed as `n_rows × row_len` values."""
+
+    rows: np.ndarray  # (n,) int64: the row of each segment, ascending (a row holds at most `per_row`)
+    cols: np.ndarray  # (n,) int64: the first column of each segment
+    length: int  # values per segment
+    row_len: int
+
+    @property
+    def n_values(self) -> int:
+        return len(self.rows) * self.length
+
+    def value_offsets(self) -> np.ndarray:
+        """(n, length) flat indices of the sampled values in the row-major tensor."""
+        first = self.rows * self.row_len + self.cols
+        return first[:, None] + np.arange(self.length, dtype=np.int64)[None, :]
 
 
 @dataclass(frozen=True)
@@ -18,26 +46,52 @@ class Scheme:
     """How to sample a checkpoint."""
 
     name: str
-    seed: int  # changes every row choice; two schemes with different seeds share no coordinates
-    fraction: float  # share of each matrix's rows to read (the byte budget)
+    seed: int  # changes every coordinate; two schemes with different seeds share none
+    fraction: float  # share of each matrix's values to read (the byte budget)
     min_values: int  # at least this many values per matrix, so small matrices still give a signal
-    max_rows: int  # never more rows than this per matrix
+    max_values: int  # never more values than this per matrix
+    segment: int  # values per contiguous read; 0 reads whole rows
     # 1-D tensors: 'skip' or 'whole'. Registered schemes skip them: norm weights sit near 1.0 in every
     # model, a constant offset that makes unrelated models look correlated in raw-weight Pearson.
     vectors: str
 
-    def rows_for(self, name: str, shape: tuple[int, ...]) -> tuple[int, int, int] | None:
-        """The (first row, row count, stride) to read of a tensor, or None when the scheme skips it."""
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the definition: samples taken under another definition have other coordinates."""
+        key = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.blake2b(key, digest_size=6).hexdigest()
+
+    def plan(self, name: str, shape: tuple[int, ...]) -> SegmentPlan | None:
+        """The segments to read of a tensor, or None when the scheme skips it."""
         if len(shape) == 0 or math.prod(shape) == 0:
             return None
         if len(shape) == 1:
-            return (0, 1, 1) if self.vectors == "whole" else None
+            if self.vectors != "whole":
+                return None
+            return SegmentPlan(np.zeros(1, np.int64), np.zeros(1, np.int64), shape[0], shape[0])
         n_rows, row_len = shape[0], math.prod(shape[1:])
-        k = max(math.ceil(self.fraction * n_rows), math.ceil(self.min_values / row_len), 1)
-        k = min(k, self.max_rows, n_rows)
-        stride = n_rows // k
-        start = _hash(self.seed, name, shape) % stride
-        return start, k, stride
+        size = n_rows * row_len
+        budget = min(max(math.ceil(self.fraction * size), self.min_values, 1), self.max_values, size)
+        length = row_len if self.segment <= 0 else min(self.segment, row_len)
+        slots = row_len // length  # non-overlapping segment positions in a row
+        count = min(math.ceil(budget / length), n_rows * slots)
+        h = _hash(self.seed, name, shape)
+        if count <= n_rows:  # one segment in each of `count` rows, spread evenly
+            stride = n_rows // count
+            rows = (h % stride) + stride * np.arange(count, dtype=np.int64)
+            cols = (_mix(h, rows) % slots) * length
+        else:  # small matrices: every row, several segments in each at distinct slots
+            per_row, extra = divmod(count, n_rows)
+            reps = np.full(n_rows, per_row, np.int64)
+            reps[(h % n_rows + np.arange(extra)) % n_rows] += 1
+            rows = np.repeat(np.arange(n_rows, dtype=np.int64), reps)
+            rank = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
+            # slots rank, rank + step, ... from a per-row offset: distinct within a row, spread over it
+            step = np.maximum(slots // np.maximum(reps[rows], 1), 1)
+            cols = ((_mix(h, rows) + rank * step) % slots) * length
+            order = np.lexsort((cols, rows))
+            rows, cols = rows[order], cols[order]
+        return SegmentPlan(rows, cols, length, row_len)
 
 
 def _hash(seed: int, name: str, shape: tuple[int, ...]) -> int:
@@ -45,15 +99,53 @@ def _hash(seed: int, name: str, shape: tuple[int, ...]) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
 
 
+def _mix(h: int, rows: np.ndarray) -> np.ndarray:
+    """A per-row pseudo-random non-negative int64 from the tensor's hash (splitmix64 finaliser)."""
+    with np.errstate(over="ignore"):
+        z = rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(h)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(1)).astype(np.int64)
+
+
 SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
-        # Reads well under 0.1% of a large checkpoint: ~2 rows of each 2048-wide matrix.
-        Scheme("default", seed=20240917, fraction=0.0002, min_values=2048, max_rows=64, vectors="skip"),
-        # Ten times the default: for small models and fidelity checks.
-        Scheme("dense", seed=20240917, fraction=0.002, min_values=16384, max_rows=512, vectors="skip"),
-        # Every row of every matrix: the full-weight reference (small models only).
-        Scheme("full", seed=0, fraction=1.0, min_values=0, max_rows=1 << 62, vectors="skip"),
+        # ~2,048 values of each matrix as 16-value segments in 128 rows: well under 0.1% of a large
+        # checkpoint, one range per segment (~130 per matrix).
+        Scheme(
+            "default",
+            seed=20261201,
+            fraction=0.0002,
+            min_values=2048,
+            max_values=1 << 17,
+            segment=16,
+            vectors="skip",
+        ),
+        # Whole rows for the same budget: ~1-2 ranges per matrix, for request-limited remote sampling;
+        # less faithful on row-structured (fine-tune, LoRA) deltas.
+        Scheme(
+            "rows",
+            seed=20240917,
+            fraction=0.0002,
+            min_values=2048,
+            max_values=1 << 18,
+            segment=0,
+            vectors="skip",
+        ),
+        # Ten times the default: fidelity checks.
+        Scheme(
+            "dense",
+            seed=20261201,
+            fraction=0.002,
+            min_values=16384,
+            max_values=1 << 20,
+            segment=16,
+            vectors="skip",
+        ),
+        # Every value of every matrix: the full-weight reference (small models only).
+        Scheme("full", seed=0, fraction=1.0, min_values=0, max_values=1 << 62, segment=0, vectors="skip"),
     )
 }
 DEFAULT_SCHEME = "default"

@@ -5,13 +5,14 @@ Writes bench/results/kinship.json.
     python bench/bench_kinship.py --only fidelity  # or: bytes, allpairs
 
 (a) fidelity and speed on the bench zoo (`build_zoo(size="bench", seed=0)`, built when missing): sampled
-    kinship (scheme `default`) against the full-weight way — for every comparable pair, the pair's two
+    kinship (schemes `default`, segments, and `rows`, whole rows) against the full-weight way — for every comparable pair, the pair's two
     checkpoints and its θ₀ read whole, deltas over every coordinate, Pearson and cosine in float64 (the
     way ModelKinship does it, but in float64). Both are timed in this process, one after the other;
 (b) bytes and speed on a >= 1 GB Llama-shaped bf16 family (random base, children = base + deltas; written
-    to --work and deleted afterwards): the default scheme sampled from local files and over HTTP range
-    requests from a loopback server, against full-weight kinship reading every byte, both from a cold
-    page cache;
+    to --work and deleted afterwards; two children with dense deltas sharing a direction, two with rank-8
+    deltas sharing one, one unrelated): the `default` and `rows` schemes sampled from local files and
+    over HTTP range requests from a loopback server, against full-weight kinship reading every byte, both
+    from a cold page cache;
 (c) all-pairs kinship of 1,000 models x 2^18 coordinates on CPU: time and peak memory, in a child process.
 
 (a) and (b) run on one thread each side (the ratio is one of work, not of parallelism, on a shared
@@ -160,9 +161,10 @@ def fidelity(zoo: Path, work: Path) -> dict:
     con = _atlas(db, [(m["id"], zoo / m["path"]) for m in lineage], edges, "zoo")
     jobs = [SampleJob(m["id"], str(zoo / m["path"]), None) for m in lineage]
     out: dict = {"models": len(lineage), "load_before": _load()}
-    # one run, one after the other: sampled (default), full-weight per pair, full-weight batched
-    out["sampled"] = _sampled(con, jobs, "default", db)
-    rows = query_dicts(con, "SELECT a, b, reference, pearson, cosine FROM kinship WHERE scheme = 'default'")
+    # one run, one after the other: sampled (each scheme), full-weight per pair, full-weight batched
+    sampled = {name: _sampled(con, jobs, name, db) for name in FIDELITY_SCHEMES}
+    rows_of = {name: _kinship_rows(con, name) for name in FIDELITY_SCHEMES}
+    rows = rows_of["default"]
     full = full_weight_kinship(zoo, lineage, [(r["a"], r["b"], r["reference"]) for r in rows])
     out["full_weight_pairwise"] = {
         "seconds": round(full["seconds"], 3),
@@ -170,16 +172,45 @@ def fidelity(zoo: Path, work: Path) -> dict:
     }
     out["full_weight_batched"] = _sampled(con, jobs, "full", db)
     out["load_after"] = _load()
-    values = full["values"]
-    batched = {(r["a"], r["b"]): r for r in query_dicts(con, "SELECT * FROM kinship WHERE scheme = 'full'")}
+    batched = {(r["a"], r["b"]): r for r in _kinship_rows(con, "full")}
     con.close()
+    out["pairs"] = len(rows)
+    values = full["values"]
+    f = np.array([values[(r["a"], r["b"])][:2] for r in rows])  # (pairs, 2)
+    out["same_pairs_as_full_scheme"] = set(batched) == {(r["a"], r["b"]) for r in rows}
+    b = np.array([[batched[(r["a"], r["b"])]["pearson"], batched[(r["a"], r["b"])]["cosine"]] for r in rows])
+    out["check_full_scheme_vs_pairwise_max_abs_diff"] = float(np.max(np.abs(b - f)))
+    out["schemes"] = {}
+    t_p, t_b = out["full_weight_pairwise"], out["full_weight_batched"]
+    for name in FIDELITY_SCHEMES:
+        assert [(r["a"], r["b"], r["reference"]) for r in rows_of[name]] == [
+            (r["a"], r["b"], r["reference"]) for r in rows
+        ]
+        one = {"sampled": sampled[name], **_scheme_fidelity(rows_of[name], values, kind)}
+        one["speedup_vs_full_weight_pairwise"] = round(t_p["seconds"] / sampled[name]["seconds"], 2)
+        one["speedup_vs_full_weight_batched"] = round(t_b["seconds"] / sampled[name]["seconds"], 2)
+        one["speedup_kinship_only_vs_batched"] = round(
+            t_b["kinship_seconds"] / sampled[name]["kinship_seconds"], 2
+        )
+        out["schemes"][name] = one
+    return out
+
+
+FIDELITY_SCHEMES = ("default", "rows")
+
+
+def _kinship_rows(con, scheme: str) -> list[dict]:
+    sql = "SELECT a, b, reference, pearson, cosine FROM kinship WHERE scheme = ? ORDER BY a, b"
+    return query_dicts(con, sql, [scheme])
+
+
+def _scheme_fidelity(rows: list[dict], values: dict, kind: dict[str, str]) -> dict:
+    """Agreement of one scheme's sampled kinship with the full-weight values, overall and by pair kind."""
     s = np.array([[r["pearson"], r["cosine"]] for r in rows], dtype=float)  # (pairs, 2)
     f = np.array([values[(r["a"], r["b"])][:2] for r in rows])  # (pairs, 2)
     f_all = np.array([values[(r["a"], r["b"])][2:] for r in rows])
     with_ref = np.array([r["reference"] is not None for r in rows])
-    out["pairs"] = len(rows)
-    out["same_pairs_as_full_scheme"] = set(batched) == {(r["a"], r["b"]) for r in rows}
-    out["fidelity"] = _agreement(s, f)
+    out: dict = {"fidelity": _agreement(s, f)}
     out["fidelity_by_pair"] = {
         "with_common_ancestor": _agreement(s[with_ref], f[with_ref]),
         "raw_weights": _agreement(s[~with_ref], f[~with_ref]),
@@ -188,18 +219,12 @@ def fidelity(zoo: Path, work: Path) -> dict:
     }
     out["fidelity_vs_all_tensors"] = _agreement(s, f_all)
     out["abs_delta_cosine_by_pair_kind"] = _errors_by_kind(rows, kind, np.abs(s[:, 1] - f[:, 1]), with_ref)
-    b = np.array([[batched[(r["a"], r["b"])]["pearson"], batched[(r["a"], r["b"])]["cosine"]] for r in rows])
-    out["check_full_scheme_vs_pairwise_max_abs_diff"] = float(np.max(np.abs(b - f)))
     worst = np.argsort(-np.abs(s[:, 1] - f[:, 1]))[:5]
     out["worst_cosine_pairs"] = [
         {"a": rows[k]["a"], "b": rows[k]["b"], "kinds": [kind[rows[k]["a"]], kind[rows[k]["b"]]],
          "reference": rows[k]["reference"], "sampled": round(s[k, 1], 4), "full": round(f[k, 1], 4)}
         for k in worst
     ]  # fmt: skip
-    t_s, t_p, t_b = out["sampled"], out["full_weight_pairwise"], out["full_weight_batched"]
-    out["speedup_vs_full_weight_pairwise"] = round(t_p["seconds"] / t_s["seconds"], 2)
-    out["speedup_vs_full_weight_batched"] = round(t_b["seconds"] / t_s["seconds"], 2)
-    out["speedup_kinship_only_vs_batched"] = round(t_b["kinship_seconds"] / t_s["kinship_seconds"], 2)
     return out
 
 
@@ -228,9 +253,18 @@ def _same_family(rows: list[dict]) -> np.ndarray:
 # ---------------------------------------------------------------------- (b) a >= 1 GB bf16 family
 
 LLAMA = {"hidden": 2048, "inter": 5632, "layers": 8, "vocab": 32000}
-# child of big/base -> the shared direction its delta carries (None: its own only); 1 and 2 share one,
-# so their deltas from the base have Pearson 0.5, and 0 with child-3's
-CHILDREN = {"big/child-1": "task", "big/child-2": "task", "big/child-3": None}
+# child of big/base -> (the shared direction its delta carries or None, the delta's structure): children 1
+# and 2 share a dense direction, so their deltas from the base have Pearson 0.5, and 0 with child-3's;
+# 4 and 5 share a rank-8 update (a LoRA-like, row-structured delta: B·A per matrix), Pearson 0.5 again
+CHILDREN = {
+    "big/child-1": ("task", "dense"),
+    "big/child-2": ("task", "dense"),
+    "big/child-3": (None, "dense"),
+    "big/child-4": ("lora-task", "rank-8"),
+    "big/child-5": ("lora-task", "rank-8"),
+}
+LOW_RANK = 8
+SHARED_SEEDS = {"task": 99_000, "lora-task": 199_000}
 
 
 def _llama_shapes() -> dict[str, tuple[int, ...]]:
@@ -249,8 +283,18 @@ def _llama_shapes() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _direction(shape: tuple[int, ...], structure: str, seed: int) -> torch.Tensor:
+    """Unit-variance noise of a shape: dense, or a rank-8 product (every row a mix of 8 directions)."""
+    g = torch.Generator().manual_seed(seed)
+    if structure == "dense" or len(shape) == 1:
+        return torch.randn(shape, generator=g)
+    b, a = torch.randn(shape[0], LOW_RANK, generator=g), torch.randn(LOW_RANK, shape[1], generator=g)
+    return (b @ a) / LOW_RANK**0.5
+
+
 def make_big_family(root: Path) -> list[str]:
-    """A random bf16 base (~1.08 GB) and three children: base + 0.002·(task + own)/√2 or base + 0.002·own."""
+    """A random bf16 base (~1.08 GB) and five children: base + 0.002·(shared + own)/√2 or base + 0.002·own,
+    with dense or rank-8 deltas (CHILDREN)."""
     from safetensors.torch import save_file
 
     ids = ["big/base", *CHILDREN]
@@ -260,10 +304,10 @@ def make_big_family(root: Path) -> list[str]:
         for t, (name, shape) in enumerate(shapes.items()):
             base = torch.randn(shape, generator=torch.Generator().manual_seed(1000 + t)) * 0.02
             if k > 0:
-                own = torch.randn(shape, generator=torch.Generator().manual_seed(10_000 * k + t))
-                if CHILDREN[m] is not None:
-                    task = torch.randn(shape, generator=torch.Generator().manual_seed(99_000 + t))
-                    own = (own + task) / 2**0.5
+                shared, structure = CHILDREN[m]
+                own = _direction(shape, structure, 10_000 * k + t)
+                if shared is not None:
+                    own = (own + _direction(shape, structure, SHARED_SEEDS[shared] + t)) / 2**0.5
                 base += 0.002 * own
             tensors[name] = base.bfloat16()
         folder = root / m
@@ -386,40 +430,49 @@ def bytes_and_speed(work: Path, keep: bool) -> dict:
     edges = [EdgeRecord(c, "big/base", "finetune", "card") for c in CHILDREN]
     db = work / "big.duckdb"
     con = _atlas(db, [(m, big / m) for m in ids], edges, "local")
-    _evict(files)
-    out["local"] = _sampled(con, [SampleJob(m, str(big / m), None) for m in ids], "default", db)
-    counts: Counter = Counter()
-    server = _range_server(big, counts)
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        _evict(files)
-        remote = _sampled(
-            con, [SampleJob(m, url, ("config.json", "model.safetensors")) for m in ids], "default", db
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-    remote["server_requests_per_model"] = round((counts["GET"] + counts["HEAD"]) / len(ids), 2)
-    remote["server_bytes_sent"] = counts["bytes"]
-    out["http_range"] = remote
-    for side in (out["local"], remote):
-        side["fraction_of_checkpoint_file_read"] = round(
-            side["bytes_read"] / (out["checkpoint_bytes"] * len(ids)), 6
-        )
-    rows = query_dicts(con, "SELECT a, b, reference, pearson FROM kinship WHERE scheme = 'default'")
-    con.close()
     index = {m: k for k, m in enumerate(ids)}
+    out["schemes"] = {}
+    for scheme in FIDELITY_SCHEMES:
+        one: dict = {}
+        _evict(files)
+        one["local"] = _sampled(con, [SampleJob(m, str(big / m), None) for m in ids], scheme, db)
+        counts: Counter = Counter()
+        server = _range_server(big, counts)
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            _evict(files)
+            jobs = [SampleJob(m, url, ("config.json", "model.safetensors")) for m in ids]
+            remote = _sampled(con, jobs, scheme, db)
+        finally:
+            server.shutdown()
+            server.server_close()
+        remote["server_requests_per_model"] = round((counts["GET"] + counts["HEAD"]) / len(ids), 2)
+        remote["server_bytes_sent"] = counts["bytes"]
+        one["http_range"] = remote
+        for side in (one["local"], remote):
+            side["fraction_of_checkpoint_file_read"] = round(
+                side["bytes_read"] / (out["checkpoint_bytes"] * len(ids)), 6
+            )
+        one["rows"] = query_dicts(
+            con, "SELECT a, b, reference, pearson FROM kinship WHERE scheme = ?", [scheme]
+        )
+        out["schemes"][scheme] = one
+    con.close()
+    rows = out["schemes"]["default"]["rows"]
     ref_of = {(index[r["a"]], index[r["b"]]): index.get(r["reference"]) for r in rows}
     _evict(files)
     full, full_seconds = _full_weight_big(files, ref_of)
     out["load_after"] = _load()
     out["full_weight_seconds"] = round(full_seconds, 2)
-    out["speedup_sampled_vs_full_weight"] = round(full_seconds / out["local"]["seconds"], 1)
-    out["pearson_sampled_vs_full"] = {
-        f"{r['a']}|{r['b']}": {"reference": r["reference"], "sampled": round(r["pearson"], 5),
-                               "full": round(full[(index[r["a"]], index[r["b"]])], 5)}
-        for r in rows
-    }  # fmt: skip
+    for one in out["schemes"].values():
+        one["speedup_sampled_vs_full_weight"] = round(full_seconds / one["local"]["seconds"], 1)
+        pearson = {
+            f"{r['a']}|{r['b']}": {"reference": r["reference"], "sampled": round(r["pearson"], 5),
+                                   "full": round(full[(index[r["a"]], index[r["b"]])], 5)}
+            for r in sorted(one.pop("rows"), key=lambda r: (r["a"], r["b"]))
+        }  # fmt: skip
+        one["pearson_sampled_vs_full"] = pearson
+        one["max_abs_delta_pearson"] = round(max(abs(v["sampled"] - v["full"]) for v in pearson.values()), 5)
     if not keep:
         shutil.rmtree(big)
     return out

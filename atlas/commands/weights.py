@@ -9,7 +9,14 @@ import typer
 from atlas.cli import ANALYSE_PANEL, DbOpt, DeviceOpt, EndpointOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path, samples_dir
 
-SchemeOpt = Annotated[str, typer.Option("--scheme", help="Sampling scheme (default, dense, full).")]
+SchemeOpt = Annotated[
+    str,
+    typer.Option(
+        "--scheme",
+        help="Sampling scheme: default (short segments in many rows, ~130 ranges a matrix), rows (whole "
+        "rows, ~2 ranges a matrix, for request-limited remote sampling), dense (10x default), full.",
+    ),
+]
 
 
 @app.command("sample", rich_help_panel=ANALYSE_PANEL)
@@ -26,7 +33,7 @@ def sample_command(
 ) -> None:
     """Read a small, deterministic sample of each model's weights (local files or HTTP range requests).
 
-    Only safetensors headers and the scheme's rows are read; each model's bytes, requests and time go
+    Only safetensors headers and the scheme's segments are read; each model's bytes, requests and time go
     to `weight_samples`, its sample to `<db>.samples/<scheme>/`. Bad checkpoints are recorded with
     their error and the run goes on.
 

@@ -295,3 +295,31 @@ def test_kinship_without_samples_says_what_to_run(db_path: Path) -> None:
     assert out.stderr.strip().splitlines() == [
         "error: no models sampled with scheme 'default' (run `hubatlas sample --all --scheme default`)"
     ]
+
+
+def test_a_sample_from_an_earlier_scheme_definition_is_skipped_with_a_warning(
+    ckpt_root: Path, db_path: Path
+) -> None:
+    from analysis.sampler import SampleResult, TensorSample
+    from analysis.samples import load_sample, save_sample
+
+    _atlas(db_path, ckpt_root, lineage=True)
+    runner = CliRunner()
+    assert runner.invoke(app, ["sample", "--all", "--db", str(db_path), "-q"]).exit_code == 0
+    con = connect(db_path)
+    (path,) = con.execute("SELECT location FROM weight_samples WHERE model_id = 'zoo/ft-b1'").fetchone()
+    con.close()
+    old = load_sample(Path(path))  # rewritten as an older version of the scheme would have left it
+    tensors = tuple(TensorSample(n, shape, v) for n, (shape, v) in old.tensors.items())
+    save_sample(SampleResult("zoo/ft-b1", "default", "ok", fingerprint="0ld", tensors=tensors), Path(path))
+    out = runner.invoke(app, ["kinship", "--db", str(db_path), "--device", "cpu", "-q"])
+    assert out.exit_code == 0, out.output
+    assert "zoo/ft-b1: sampled under an earlier definition of scheme 'default'" in out.stderr
+    con = connect(db_path)
+    assert con.execute("SELECT count(*) FROM kinship WHERE 'zoo/ft-b1' IN (a, b)").fetchone()[0] == 0
+    con.close()
+    assert runner.invoke(app, ["sample", "--all", "--db", str(db_path), "-q"]).exit_code == 0
+    out = runner.invoke(app, ["kinship", "--db", str(db_path), "--device", "cpu", "-q"])
+    assert "earlier definition" not in out.stderr
+    con = connect(db_path)
+    assert con.execute("SELECT count(*) FROM kinship WHERE 'zoo/ft-b1' IN (a, b)").fetchone()[0] > 0
