@@ -50,6 +50,10 @@ class ZooArch:
 ARCHS: dict[str, ZooArch] = {
     "llama": ZooArch(),
     "wide": ZooArch(name="zoo-wide", hidden_size=96, intermediate_size=160, num_hidden_layers=3),
+    # ~10.5M values (42 MB in float32): large enough that a sample is a small part of a model
+    "large": ZooArch(
+        name="zoo-large", hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8
+    ),
 }
 
 

@@ -1,7 +1,9 @@
 """What a zoo contains: a list of model specs in creation order, with their true lineage.
 
 `small` is a fixed, readable layout (tests name its models); `bench` grows several random family
-trees (fans, snakes of checkpoints, grandchildren, adapters, low-precision copies, merges) from the seed.
+trees (fans, snakes of checkpoints, grandchildren, adapters, low-precision copies, merges) from the seed;
+`large` grows two such trees of a 512-wide architecture (~10.5M values a model), where a weight sample
+is a small part of each checkpoint (the kinship benchmark's test bed for speed and fidelity).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from analysis.zoo_tasks import TASKS
 
-SIZES = ("small", "bench")
-UNDECLARED = {"small": 0.25, "bench": 0.2}  # share of models whose card omits the parent
+SIZES = ("small", "bench", "large")
+UNDECLARED = {"small": 0.25, "bench": 0.2, "large": 0.2}  # share of models whose card omits the parent
 LICENSES = ("apache-2.0", "mit", "cc-by-nc-4.0", "llama3")
 
 
@@ -45,7 +47,7 @@ def plan_zoo(seed: int, size: str) -> list[ModelSpec]:
     if size not in SIZES:
         raise ValueError(f"unknown zoo size {size!r}; choose one of {', '.join(SIZES)}")
     rng = random.Random(seed)
-    specs = _small(rng) if size == "small" else _bench(rng)
+    specs = {"small": _small, "bench": _bench, "large": _large}[size](rng)
     children = [s.id for s in specs if s.parents]
     hidden = set(rng.sample(children, k=round(UNDECLARED[size] * len(children))))
     return [
@@ -205,9 +207,20 @@ BENCH_FAMILIES = (
 )
 
 
+LARGE_FAMILIES = (("big-a", "large", 24), ("big-b", "large", 24))
+
+
 def _bench(rng: random.Random) -> list[ModelSpec]:
+    return _families(rng, BENCH_FAMILIES)
+
+
+def _large(rng: random.Random) -> list[ModelSpec]:
+    return _families(rng, LARGE_FAMILIES)
+
+
+def _families(rng: random.Random, families: tuple[tuple[str, str, int], ...]) -> list[ModelSpec]:
     specs: list[ModelSpec] = []
-    for owner, arch, n in BENCH_FAMILIES:
+    for owner, arch, n in families:
         specs += _grow_family(rng, owner, arch, n)
     return specs
 

@@ -8,6 +8,8 @@ Writes bench/results/kinship.json.
     kinship (schemes `default`, segments, and `rows`, whole rows) against the full-weight way — for every comparable pair, the pair's two
     checkpoints and its θ₀ read whole, deltas over every coordinate, Pearson and cosine in float64 (the
     way ModelKinship does it, but in float64). Both are timed in this process, one after the other;
+(a') the same on the large zoo (`build_zoo(size="large", seed=0)`: 48 models of ~10.5M values, built in
+    ~10 min when missing), where a sample is a small part of each checkpoint;
 (b) bytes and speed on a >= 1 GB Llama-shaped bf16 family (random base, children = base + deltas; written
     to --work and deleted afterwards; two children with dense deltas sharing a direction, two with rank-8
     deltas sharing one, one unrelated): the `default` and `rows` schemes sampled from local files and
@@ -147,20 +149,20 @@ def _agreement(sampled: np.ndarray, full: np.ndarray) -> dict:
     }
 
 
-def fidelity(zoo: Path, work: Path) -> dict:
+def fidelity(zoo: Path, work: Path, size: str = "bench") -> dict:
     if not (zoo / "lineage.json").exists():
         from analysis.zoo import build_zoo
 
-        build_zoo(zoo, seed=0, size="bench")
+        build_zoo(zoo, seed=0, size=size)
     lineage = json.loads((zoo / "lineage.json").read_text())["models"]
     kind = {m["id"]: m["kind"] for m in lineage}
     edges = [
         EdgeRecord(m["id"], p, m["relation"] or "unknown", "card") for m in lineage for p in m["parents"]
     ]
-    db = work / "fidelity.duckdb"
+    db = work / f"fidelity-{size}.duckdb"
     con = _atlas(db, [(m["id"], zoo / m["path"]) for m in lineage], edges, "zoo")
     jobs = [SampleJob(m["id"], str(zoo / m["path"]), None) for m in lineage]
-    out: dict = {"models": len(lineage), "load_before": _load()}
+    out: dict = {"zoo": f"build_zoo(seed=0, size={size!r})", "models": len(lineage), "load_before": _load()}
     # one run, one after the other: sampled (each scheme), full-weight per pair, full-weight batched
     sampled = {name: _sampled(con, jobs, name, db) for name in FIDELITY_SCHEMES}
     rows_of = {name: _kinship_rows(con, name) for name in FIDELITY_SCHEMES}
@@ -523,8 +525,9 @@ def allpairs(n: int = 1000, d: int = 1 << 18, block: int = 256) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=("fidelity", "bytes", "allpairs"))
+    ap.add_argument("--only", choices=("fidelity", "fidelity_large", "bytes", "allpairs"))
     ap.add_argument("--zoo", type=Path, default=Path("/tmp/hubatlas-bench-zoo"))
+    ap.add_argument("--large-zoo", type=Path, default=Path("/tmp/hubatlas-large-zoo"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/hubatlas-bench-kinship"))
     ap.add_argument("--keep", action="store_true", help="keep the >= 1 GB family in --work")
     ap.add_argument("--allpairs-child")
@@ -538,7 +541,8 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                           "cuda": torch.cuda.is_available(), "threads_a_b": 1}  # fmt: skip
-    steps = {"fidelity": lambda: fidelity(args.zoo, args.work), "bytes": lambda: bytes_and_speed(args.work, args.keep),
+    steps = {"fidelity": lambda: fidelity(args.zoo, args.work),
+             "fidelity_large": lambda: fidelity(args.large_zoo, args.work, "large"), "bytes": lambda: bytes_and_speed(args.work, args.keep),
              "allpairs": allpairs}  # fmt: skip
     for name, step in steps.items():
         if args.only in (None, name):

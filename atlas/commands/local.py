@@ -22,7 +22,11 @@ def zoo_command(
         int, typer.Option("--seed", help="Seed: the same seed gives byte-identical weights.")
     ] = 0,
     size: Annotated[
-        str, typer.Option("--size", help="small (32 models, seconds) | bench (270 models).")
+        str,
+        typer.Option(
+            "--size",
+            help="small (32 models, seconds) | bench (270 models, minutes) | large (48 models of ~10.5M values, ~10 min).",
+        ),
     ] = "small",
     quiet: QuietOpt = False,
 ) -> None:

@@ -79,20 +79,22 @@ def test_broken_checkpoints_give_one_line_reasons(ckpt_root: Path, model_id: str
     assert words[model_id] in got.error
 
 
-def test_http_range_reads_equal_local_reads(ckpt_root: Path) -> None:
+@pytest.mark.parametrize("scheme", ["default", "rows"])
+def test_http_range_reads_equal_local_reads(ckpt_root: Path, scheme: str) -> None:
     with ReplayHub(repo_dirs=[ckpt_root]) as hub:
         for model_id in ("zoo/ft-a1", "zoo/ft-a1-sharded", "zoo/lora-a", "zoo/ft-a1-bf16"):
-            local = sample_model(model_id, str(ckpt_root / model_id), DEFAULT)
-            remote = sample_model(model_id, hub.url, DEFAULT)
+            local = sample_model(model_id, str(ckpt_root / model_id), SCHEMES[scheme])
+            remote = sample_model(model_id, hub.url, SCHEMES[scheme])
             assert remote.status == "ok", remote.error
             assert remote.bytes_read == local.bytes_read
-            if model_id != "zoo/lora-a":  # a small adapter is read whole with its header
+            # the default's segments lie closer than a request is worth in these small matrices: read whole
+            if model_id != "zoo/lora-a" and scheme == "rows":  # a small adapter is read whole with its header
                 assert remote.bytes_read < remote.total_bytes
             assert remote.total_bytes == local.total_bytes
             for a, b in zip(local.tensors, remote.tensors, strict=True):
                 assert a.name == b.name
                 np.testing.assert_array_equal(a.values, b.values)
-        bad = sample_model("bad/missing-shard", hub.url, DEFAULT)
+        bad = sample_model("bad/missing-shard", hub.url, SCHEMES[scheme])
         assert bad.status == "error" and "missing shard" in bad.error
 
 

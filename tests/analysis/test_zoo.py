@@ -179,10 +179,21 @@ def test_bench_plan_is_large_and_varied() -> None:
         assert all(p in seen for p in s.parents), s.id
         seen.add(s.id)
     kinds = [s.kind for s in specs]
-    assert {k: kinds.count(k) > 5 for k in ("finetune", "checkpoint", "adapter", "quantized", "merge")}
+    assert all(kinds.count(k) > 5 for k in ("finetune", "checkpoint", "adapter", "quantized", "merge"))
     assert len({s.family for s in specs}) >= 4 and len({s.arch for s in specs}) == 2
     with pytest.raises(ValueError, match="unknown zoo size"):
         plan_zoo(0, "huge")
+
+
+def test_large_plan_is_two_families_of_large_models_of_every_kind() -> None:
+    from analysis.zoo_model import ARCHS, init_state
+
+    specs = plan_zoo(0, "large")
+    assert len(specs) == 48 and {s.arch for s in specs} == {"large"} and len({s.family for s in specs}) == 2
+    kinds = {s.kind for s in specs}
+    assert kinds == {"base", "finetune", "checkpoint", "adapter", "quantized", "merge"}
+    n_values = sum(t.numel() for t in init_state(ARCHS["large"], torch.Generator().manual_seed(0)).values())
+    assert n_values > 10_000_000
 
 
 def test_tasks_registry_is_complete() -> None:
