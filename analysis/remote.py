@@ -15,6 +15,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 import httpx
+import numpy as np
 
 MERGE_GAP = 1024  # ranges closer than this are read as one (a request costs more than a KB)
 HEAD_PROBE = 65536  # first read of a file: the 8-byte length and, usually, the whole header
@@ -31,9 +32,9 @@ class ReadStats:
     bytes_read: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, n_bytes: int) -> None:
+    def add(self, n_bytes: int, requests: int = 1) -> None:
         with self.lock:
-            self.requests += 1
+            self.requests += requests
             self.bytes_read += n_bytes
 
 
@@ -79,6 +80,18 @@ def read_ranges(
     return out
 
 
+def coalesced_extent(starts: np.ndarray, ends: np.ndarray, gap: int = MERGE_GAP) -> tuple[int, int]:
+    """(reads, bytes) that `coalesce` makes of these ranges, vectorised for many thousands of them."""
+    if len(starts) == 0:
+        return 0, 0
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], np.maximum.accumulate(ends[order])  # running max: the current block's end
+    new = np.ones(len(s), bool)
+    new[1:] = s[1:] > e[:-1] + gap
+    heads = np.flatnonzero(new)
+    return len(heads), int((np.maximum.reduceat(e, heads) - s[heads]).sum())
+
+
 def _block_index(blocks: list[tuple[int, int]], pos: int) -> int:
     lo, hi = 0, len(blocks) - 1
     while lo < hi:
@@ -108,6 +121,9 @@ class LocalSource:
 
     def exists(self, file: str) -> bool:
         return (self.root / file).is_file()
+
+    def path(self, file: str) -> Path:
+        return self.root / file
 
     def size(self, file: str) -> int | None:
         return (self.root / file).stat().st_size

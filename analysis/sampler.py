@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.remote import HEAD_PROBE, ByteSource, FetchError, HttpSource, LocalSource, read_ranges
+from analysis.remote import (
+    HEAD_PROBE,
+    ByteSource,
+    FetchError,
+    HttpSource,
+    LocalSource,
+    coalesced_extent,
+    read_ranges,
+)
 from analysis.schemes import Scheme, SegmentPlan
 from atlas.records import TensorRecord
 from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
@@ -205,18 +214,20 @@ def _sample_file(
     run: _Run, file: str, tensors: tuple[TensorRecord, ...] | list[TensorRecord]
 ) -> list[TensorSample]:
     _check_dtypes(run, tensors)
-    wanted: list[tuple[TensorRecord, SegmentPlan, list[tuple[int, int]]]] = []
+    wanted: list[tuple[TensorRecord, SegmentPlan]] = []
     for t in tensors:
         if t.dtype not in FLOAT_DTYPES:
             continue
         plan = run.scheme.plan(t.name, t.shape)
-        if plan is None:
-            continue
-        wanted.append((t, plan, segment_ranges(t.data_start, plan, DTYPE_SIZES[t.dtype])))
-    datas = read_ranges(run.source, file, [r for w in wanted for r in w[2]], in_flight=run.in_flight)
+        if plan is not None:
+            wanted.append((t, plan))
+    if isinstance(run.source, LocalSource):
+        return _gather_local(run, file, wanted)
+    ranges = {id(t): segment_ranges(t.data_start, plan, DTYPE_SIZES[t.dtype]) for t, plan in wanted}
+    datas = read_ranges(run.source, file, [r for rs in ranges.values() for r in rs], in_flight=run.in_flight)
     out = []
-    for t, plan, ranges in wanted:
-        raw = b"".join([datas[r] for r in ranges])
+    for t, plan in wanted:
+        raw = b"".join([datas[r] for r in ranges[id(t)]])
         expected = plan.n_values * DTYPE_SIZES[t.dtype]
         if len(raw) != expected:
             raise SampleError(
@@ -225,6 +236,58 @@ def _sample_file(
             )
         out.append(TensorSample(t.name, t.shape, decode(raw, t.dtype).reshape(len(plan.rows), plan.length)))
     return out
+
+
+def _gather_local(run: _Run, file: str, wanted: list[tuple[TensorRecord, SegmentPlan]]) -> list[TensorSample]:
+    """A local file's segments in one vectorised gather from a memory map: thousands of 64-byte ranges cost
+    a Python call each through `read_ranges`, here a few array operations. Reads and bytes are counted as
+    the coalesced ranges `read_ranges` would read, so local and HTTP figures stay comparable."""
+    src = run.source
+    assert isinstance(src, LocalSource)
+    size = src.size(file) or 0
+    for t, _ in wanted:
+        if t.data_end > size:
+            raise SampleError(
+                f"{run.model_id}/{file}: tensor {t.name!r} is cut short (file ends at byte {size}, the tensor "
+                f"at {t.data_end}; truncated file?)"
+            )
+    if not wanted:
+        return []
+    mm = np.memmap(src.path(file), dtype=np.uint8, mode="r")
+    if hasattr(mmap, "MADV_RANDOM"):  # no read-around on a page fault: read the sampled pages only
+        mm._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+    out, starts, ends = [], [], []
+    if hasattr(mmap, "MADV_WILLNEED"):
+        _prefetch(mm, [t.data_start + (plan.rows * plan.row_len + plan.cols) * DTYPE_SIZES[t.dtype]
+                       for t, plan in wanted])  # fmt: skip
+    try:
+        for t, plan in wanted:
+            item = DTYPE_SIZES[t.dtype]
+            count = (t.data_end - t.data_start) // item
+            # the tensor's raw bits; decoded after the gather
+            raw = np.frombuffer(mm, dtype=f"<u{item}", offset=t.data_start, count=count)
+            values = np.ascontiguousarray(raw[plan.value_offsets()])
+            out.append(TensorSample(t.name, t.shape, decode(values.tobytes(), t.dtype).reshape(values.shape)))
+            first = t.data_start + (plan.rows * plan.row_len + plan.cols) * item
+            starts.append(first)
+            ends.append(first + plan.length * item)
+    finally:
+        del mm
+    reads, n_bytes = coalesced_extent(np.concatenate(starts), np.concatenate(ends))
+    src.stats.add(n_bytes, requests=reads)
+    return out
+
+
+def _prefetch(mm: np.memmap, firsts: list[np.ndarray]) -> None:
+    """Ask the kernel for every page holding a segment before touching any: the reads then queue up
+    together instead of one page fault at a time (a cold sample of a large file is several times faster)."""
+    page, size = mmap.PAGESIZE, len(mm)
+    pages = np.unique(np.concatenate(firsts) // page)
+    runs = np.flatnonzero(np.diff(pages) != 1) + 1  # consecutive pages: one call
+    for run in np.split(pages, runs):
+        start = int(run[0]) * page
+        length = min((len(run) + 1) * page, size - start)  # + 1: a segment may end on the next page
+        mm._mmap.madvise(mmap.MADV_WILLNEED, start, length)  # type: ignore[attr-defined]
 
 
 def decode(raw: bytes, dtype: str) -> np.ndarray:

@@ -7,9 +7,8 @@ name and shape is therefore sampled at the same coordinates.
 
 Why segments and not whole rows: fine-tune and LoRA deltas are row-structured (low effective rank), so
 a sample's error is set by how many *distinct rows* it reads, not by how many values. For the same bytes,
-32-value segments read 64 times more rows of a 2048-wide matrix than whole rows do (on the large zoo,
-reading 0.6% of its values, the worst |Δ cosine| was 0.16 with whole rows and 0.02 with segments). The
-price is requests: one range per segment. `rows` keeps whole rows for request-limited remote sampling.
+16-value segments read 128 times more rows of a 2048-wide matrix than whole rows do. The price is
+requests: one range per segment. `rows` keeps whole rows for request-limited remote sampling.
 """
 
 from __future__ import annotations
@@ -112,15 +111,15 @@ def _mix(h: int, rows: np.ndarray) -> np.ndarray:
 SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
-        # ~4,096 values of each matrix as 32-value segments in 128 rows: well under 0.1% of a large
-        # checkpoint, one range per segment (~130 per matrix).
+        # ~4,096 values of each matrix as 16-value segments in 256 rows: well under 0.1% of a large
+        # checkpoint, one range per segment (~256 per matrix).
         Scheme(
             "default",
             seed=20261201,
             fraction=0.0002,
             min_values=4096,
             max_values=1 << 17,
-            segment=32,
+            segment=16,
             vectors="skip",
         ),
         # Whole rows, half the default's values: ~1-2 ranges per matrix, for request-limited remote

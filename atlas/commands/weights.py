@@ -9,6 +9,7 @@ import typer
 from atlas.cli import ANALYSE_PANEL, DbOpt, DeviceOpt, EndpointOpt, QuietOpt, app, fail
 from atlas.config import resolve_db_path, samples_dir
 
+REMOTE_REQUESTS_HINT = 2000  # range requests a model over HTTP above which `sample` mentions `--scheme rows`
 SchemeOpt = Annotated[
     str,
     typer.Option(
@@ -85,6 +86,15 @@ def sample_command(
         f"with scheme {chosen.name}: read {read:,} of {total:,} bytes ({frac}), {per} requests per model "
         f"in {done.seconds:.1f}s"
     )
+    remote = any(j.location.startswith(("http://", "https://")) for j in jobs)
+    if remote and counts["ok"] and done.requests / counts["ok"] > REMOTE_REQUESTS_HINT and chosen.segment > 0:
+        typer.secho(
+            f"note: {done.requests // counts['ok']:,} range requests a model; over a remote Hub `--scheme rows` "
+            "reads ~2 ranges a matrix instead (less faithful kinship on fine-tune and LoRA deltas; its samples "
+            "are not comparable with this scheme's)",
+            err=True,
+            fg="yellow",
+        )
 
 
 @app.command("kinship", rich_help_panel=ANALYSE_PANEL)

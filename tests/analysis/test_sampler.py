@@ -137,10 +137,15 @@ def test_stored_sample_round_trips(ckpt_root: Path, tmp_path: Path) -> None:
         np.testing.assert_array_equal(values, t.values)
 
 
-def test_sample_command_reads_hub_models_over_http(ckpt_root: Path, db_path: Path) -> None:
+def test_sample_command_reads_hub_models_over_http(
+    ckpt_root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from atlas.cli import app
+    from atlas.commands import weights
+
+    monkeypatch.setattr(weights, "REMOTE_REQUESTS_HINT", 10)  # these small models take ~60 requests
     from atlas.db import connect, query_dicts, upsert
     from atlas.records import FileRecord, ModelRecord
 
@@ -156,6 +161,7 @@ def test_sample_command_reads_hub_models_over_http(ckpt_root: Path, db_path: Pat
     assert out.exit_code == 0, out.output
     assert "sampled 2 models (0 unsupported, 1 errors)" in out.stdout
     assert "nobody/nothing: not in the atlas" in out.stderr
+    assert "range requests a model; over a remote Hub `--scheme rows`" in out.stderr
     con = connect(db_path)
     rows = {r["model_id"]: r for r in query_dicts(con, "SELECT * FROM weight_samples")}
     assert rows["zoo/ft-a1"]["n_values"] == rows["zoo/ft-a1-sharded"]["n_values"] > 0
