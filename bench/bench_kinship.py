@@ -1,13 +1,13 @@
 """Kinship benchmarks (the weights issue's Acceptance): fidelity, bytes read, speed, all-pairs scale.
 Writes bench/results/kinship.json.
 
-    python bench/bench_kinship.py                  # everything (~15 min on 2 shared cores)
-    python bench/bench_kinship.py --only fidelity  # or: bytes, allpairs
+    python bench/bench_kinship.py                  # everything: ~25 min on 2 shared cores (+12 min for the large zoo)
+    python bench/bench_kinship.py --only fidelity  # or: fidelity_large, bytes, allpairs
 
 (a) fidelity and speed on the bench zoo (`build_zoo(size="bench", seed=0)`, built when missing): sampled
-    kinship (schemes `default`, segments, and `rows`, whole rows) against the full-weight way — for every comparable pair, the pair's two
-    checkpoints and its θ₀ read whole, deltas over every coordinate, Pearson and cosine in float64 (the
-    way ModelKinship does it, but in float64). Both are timed in this process, one after the other;
+    kinship (schemes `default`, segments, and `rows`, whole rows) against the full-weight way — for
+    every comparable pair, the pair's two checkpoints and its θ₀ read whole, deltas over every
+    coordinate, Pearson and cosine in float64 (the way ModelKinship does it, but in float64). Both are timed in this process, one after the other;
 (a') the same on the large zoo (`build_zoo(size="large", seed=0)`: 48 models of ~10.5M values, built in
     ~10 min when missing), where a sample is a small part of each checkpoint;
 (b) bytes and speed on a >= 1 GB Llama-shaped bf16 family (random base, children = base + deltas; written
