@@ -108,45 +108,26 @@ def _mix(h: int, rows: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(1)).astype(np.int64)
 
 
+# fmt: off
 SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
         # ~4,096 values of each matrix as 16-value segments in 256 rows: well under 0.1% of a large
-        # checkpoint, one range per segment (~256 per matrix).
-        Scheme(
-            "default",
-            seed=20261201,
-            fraction=0.0002,
-            min_values=4096,
-            max_values=1 << 17,
-            segment=16,
-            vectors="skip",
-        ),
-        # Whole rows, half the default's values: ~1-2 ranges per matrix, for request-limited remote
+        # checkpoint, one range per segment (256 a matrix).
+        Scheme("default", seed=20261201, fraction=0.0002, min_values=4096, max_values=1 << 17, segment=16,
+               vectors="skip"),
+        # Whole rows, about half the default's values: ~1-2 ranges a matrix, for request-limited remote
         # sampling; far less faithful on row-structured (fine-tune, LoRA) deltas.
-        Scheme(
-            "rows",
-            seed=20240917,
-            fraction=0.0002,
-            min_values=2048,
-            max_values=1 << 18,
-            segment=0,
-            vectors="skip",
-        ),
+        Scheme("rows", seed=20240917, fraction=0.0002, min_values=2048, max_values=1 << 18, segment=0,
+               vectors="skip"),
         # Ten times the default: fidelity checks.
-        Scheme(
-            "dense",
-            seed=20261201,
-            fraction=0.002,
-            min_values=40960,
-            max_values=1 << 20,
-            segment=32,
-            vectors="skip",
-        ),
+        Scheme("dense", seed=20261201, fraction=0.002, min_values=40960, max_values=1 << 20, segment=32,
+               vectors="skip"),
         # Every value of every matrix: the full-weight reference (small models only).
         Scheme("full", seed=0, fraction=1.0, min_values=0, max_values=1 << 62, segment=0, vectors="skip"),
     )
 }
+# fmt: on
 DEFAULT_SCHEME = "default"
 
 

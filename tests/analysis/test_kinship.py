@@ -273,14 +273,19 @@ def test_an_adapter_that_does_not_fit_its_base_is_left_out_and_the_run_goes_on(
     assert con.execute("SELECT a, b FROM kinship").fetchall() == [("zoo/base", "zoo/ft-a")]
 
 
-def test_a_broken_sample_file_is_skipped_with_a_warning(ckpt_root: Path, db_path: Path) -> None:
+def _sampled_file_of(db_path: Path, ckpt_root: Path, model_id: str) -> Path:
+    """Sample the test atlas; the sample file of one model."""
     _atlas(db_path, ckpt_root, lineage=True)
-    runner = CliRunner()
-    assert runner.invoke(app, ["sample", "--all", "--db", str(db_path), "-q"]).exit_code == 0
+    assert CliRunner().invoke(app, ["sample", "--all", "--db", str(db_path), "-q"]).exit_code == 0
     con = connect(db_path)
-    (path,) = con.execute("SELECT location FROM weight_samples WHERE model_id = 'zoo/ft-b1'").fetchone()
+    (path,) = con.execute("SELECT location FROM weight_samples WHERE model_id = ?", [model_id]).fetchone()
     con.close()
-    Path(path).write_bytes(b"not a safetensors file")
+    return Path(path)
+
+
+def test_a_broken_sample_file_is_skipped_with_a_warning(ckpt_root: Path, db_path: Path) -> None:
+    _sampled_file_of(db_path, ckpt_root, "zoo/ft-b1").write_bytes(b"not a safetensors file")
+    runner = CliRunner()
     out = runner.invoke(app, ["kinship", "--db", str(db_path), "--device", "cpu", "-q"])
     assert out.exit_code == 0, out.output
     assert "zoo/ft-b1: sample file" in out.stderr and "skipped" in out.stderr
@@ -303,15 +308,11 @@ def test_a_sample_from_an_earlier_scheme_definition_is_skipped_with_a_warning(
     from analysis.sampler import SampleResult, TensorSample
     from analysis.samples import load_sample, save_sample
 
-    _atlas(db_path, ckpt_root, lineage=True)
-    runner = CliRunner()
-    assert runner.invoke(app, ["sample", "--all", "--db", str(db_path), "-q"]).exit_code == 0
-    con = connect(db_path)
-    (path,) = con.execute("SELECT location FROM weight_samples WHERE model_id = 'zoo/ft-b1'").fetchone()
-    con.close()
-    old = load_sample(Path(path))  # rewritten as an older version of the scheme would have left it
+    path = _sampled_file_of(db_path, ckpt_root, "zoo/ft-b1")
+    old = load_sample(path)  # rewritten as an older version of the scheme would have left it
     tensors = tuple(TensorSample(n, shape, v) for n, (shape, v) in old.tensors.items())
-    save_sample(SampleResult("zoo/ft-b1", "default", "ok", fingerprint="0ld", tensors=tensors), Path(path))
+    save_sample(SampleResult("zoo/ft-b1", "default", "ok", fingerprint="0ld", tensors=tensors), path)
+    runner = CliRunner()
     out = runner.invoke(app, ["kinship", "--db", str(db_path), "--device", "cpu", "-q"])
     assert out.exit_code == 0, out.output
     assert "zoo/ft-b1: sampled under an earlier definition of scheme 'default'" in out.stderr
