@@ -197,7 +197,7 @@ def _read_header(run: _Run, file: str) -> Header:
 def segment_ranges(data_start: int, plan: SegmentPlan, item_bytes: int) -> list[tuple[int, int]]:
     """Byte ranges of a plan's segments in a tensor stored from `data_start` (one per segment; adjacent
     segments are merged later, when the reads are coalesced)."""
-    first = data_start + (plan.rows * plan.row_len + plan.cols) * item_bytes
+    first = plan.byte_starts(data_start, item_bytes)
     return list(zip(first.tolist(), (first + plan.length * item_bytes).tolist(), strict=True))
 
 
@@ -253,36 +253,34 @@ def _gather_local(run: _Run, file: str, wanted: list[tuple[TensorRecord, Segment
             )
     if not wanted:
         return []
+    spans = [(plan.byte_starts(t.data_start, DTYPE_SIZES[t.dtype]), plan.length * DTYPE_SIZES[t.dtype])
+             for t, plan in wanted]  # fmt: skip
+    starts = np.concatenate([first for first, _ in spans])
     mm = np.memmap(src.path(file), dtype=np.uint8, mode="r")
-    if hasattr(mmap, "MADV_RANDOM"):  # no read-around on a page fault: read the sampled pages only
+    if hasattr(
+        mmap, "MADV_RANDOM"
+    ):  # POSIX hints: no read-around on a fault, the sampled pages queued at once
         mm._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
-    out, starts, ends = [], [], []
-    if hasattr(mmap, "MADV_WILLNEED"):
-        _prefetch(mm, [t.data_start + (plan.rows * plan.row_len + plan.cols) * DTYPE_SIZES[t.dtype]
-                       for t, plan in wanted])  # fmt: skip
-    try:
-        for t, plan in wanted:
-            item = DTYPE_SIZES[t.dtype]
-            count = (t.data_end - t.data_start) // item
-            # the tensor's raw bits; decoded after the gather
-            raw = np.frombuffer(mm, dtype=f"<u{item}", offset=t.data_start, count=count)
-            values = np.ascontiguousarray(raw[plan.value_offsets()])
-            out.append(TensorSample(t.name, t.shape, decode(values.tobytes(), t.dtype).reshape(values.shape)))
-            first = t.data_start + (plan.rows * plan.row_len + plan.cols) * item
-            starts.append(first)
-            ends.append(first + plan.length * item)
-    finally:
-        del mm
-    reads, n_bytes = coalesced_extent(np.concatenate(starts), np.concatenate(ends))
+        _prefetch(mm, starts)
+    out = []
+    for t, plan in wanted:
+        item = DTYPE_SIZES[t.dtype]
+        # the tensor's raw bits, gathered at the plan's coordinates and decoded
+        raw = np.frombuffer(
+            mm, dtype=f"<u{item}", offset=t.data_start, count=(t.data_end - t.data_start) // item
+        )
+        values = np.ascontiguousarray(raw[plan.value_offsets()])
+        out.append(TensorSample(t.name, t.shape, decode(values.tobytes(), t.dtype).reshape(values.shape)))
+    reads, n_bytes = coalesced_extent(starts, np.concatenate([first + n for first, n in spans]))
     src.stats.add(n_bytes, requests=reads)
     return out
 
 
-def _prefetch(mm: np.memmap, firsts: list[np.ndarray]) -> None:
+def _prefetch(mm: np.memmap, starts: np.ndarray) -> None:
     """Ask the kernel for every page holding a segment before touching any: the reads then queue up
     together instead of one page fault at a time (a cold sample of a large file is several times faster)."""
     page, size = mmap.PAGESIZE, len(mm)
-    pages = np.unique(np.concatenate(firsts) // page)
+    pages = np.unique(starts // page)
     runs = np.flatnonzero(np.diff(pages) != 1) + 1  # consecutive pages: one call
     for run in np.split(pages, runs):
         start = int(run[0]) * page

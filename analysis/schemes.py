@@ -25,7 +25,7 @@ import numpy as np
 class SegmentPlan:
     """The coordinates a scheme reads of one tensor, viewed as `n_rows × row_len` values."""
 
-    rows: np.ndarray  # (n,) int64: the row of each segment, ascending (a row holds at most `per_row`)
+    rows: np.ndarray  # (n,) int64: the row of each segment, ascending (small matrices: several a row)
     cols: np.ndarray  # (n,) int64: the first column of each segment
     length: int  # values per segment
     row_len: int
@@ -34,10 +34,17 @@ class SegmentPlan:
     def n_values(self) -> int:
         return len(self.rows) * self.length
 
+    def first_values(self) -> np.ndarray:
+        """(n,) flat index of each segment's first value in the row-major tensor."""
+        return self.rows * self.row_len + self.cols
+
+    def byte_starts(self, data_start: int, item_bytes: int) -> np.ndarray:
+        """(n,) file offset of each segment in a tensor stored row-major from `data_start`."""
+        return data_start + self.first_values() * item_bytes
+
     def value_offsets(self) -> np.ndarray:
         """(n, length) flat indices of the sampled values in the row-major tensor."""
-        first = self.rows * self.row_len + self.cols
-        return first[:, None] + np.arange(self.length, dtype=np.int64)[None, :]
+        return self.first_values()[:, None] + np.arange(self.length, dtype=np.int64)[None, :]
 
 
 @dataclass(frozen=True)
