@@ -1,7 +1,7 @@
 """Inputs of weight inference from the atlas: kinship distances, per-model weight facts, sampled coordinates.
 
 Distances are the kinship `l2` (independent of the pair's reference); norms are taken on the same
-weighted coordinates (each tensor's sampled rows count as the whole tensor, as in `kinship_run`); the
+weighted coordinates (each tensor's sampled values count as the whole tensor, as in `kinship_run`); the
 stored precision comes from the safetensors headers; coordinates are the stored samples, thinned to at
 most `max_coords` per model, identical positions across a shape group.
 """
