@@ -455,9 +455,7 @@ def bytes_and_speed(work: Path, keep: bool) -> dict:
             side["fraction_of_checkpoint_file_read"] = round(
                 side["bytes_read"] / (out["checkpoint_bytes"] * len(ids)), 6
             )
-        one["rows"] = query_dicts(
-            con, "SELECT a, b, reference, pearson FROM kinship WHERE scheme = ?", [scheme]
-        )
+        one["rows"] = _kinship_rows(con, scheme)
         out["schemes"][scheme] = one
     con.close()
     rows = out["schemes"]["default"]["rows"]
@@ -471,7 +469,7 @@ def bytes_and_speed(work: Path, keep: bool) -> dict:
         pearson = {
             f"{r['a']}|{r['b']}": {"reference": r["reference"], "sampled": round(r["pearson"], 5),
                                    "full": round(full[(index[r["a"]], index[r["b"]])], 5)}
-            for r in sorted(one.pop("rows"), key=lambda r: (r["a"], r["b"]))
+            for r in one.pop("rows")  # ordered by (a, b)
         }  # fmt: skip
         one["pearson_sampled_vs_full"] = pearson
         one["max_abs_delta_pearson"] = round(max(abs(v["sampled"] - v["full"]) for v in pearson.values()), 5)
