@@ -170,7 +170,9 @@ def tensor_weight(key: Key, values: np.ndarray) -> float:
     return float(np.sqrt(math.prod(key[1]) / values.size))
 
 
-def _matrix(models: list[str], keys: list[Key], vectors: dict[str, dict[Key, np.ndarray]]) -> torch.Tensor:
+def weighted_matrix(
+    models: list[str], keys: list[Key], vectors: dict[str, dict[Key, np.ndarray]]
+) -> torch.Tensor:
     """Stack the models' samples, each tensor weighted by `tensor_weight`."""
     rows = [
         np.concatenate([vectors[m][k].ravel() * tensor_weight(k, vectors[m][k]) for k in keys])
@@ -189,7 +191,7 @@ def _layer_columns(keys: list[Key], vectors_one: dict[Key, np.ndarray]) -> dict[
     return {name: torch.tensor(c, dtype=torch.long) for name, c in cols.items()}
 
 
-def _pairs_by_reference(
+def pairs_by_reference(
     models: list[str], anc: dict[str, dict[str, int]]
 ) -> dict[int | None, tuple[torch.Tensor, torch.Tensor]]:
     """Every pair (i < j) of a group, by the row of its reference θ₀ (None: raw weights)."""
@@ -235,7 +237,7 @@ def compute_kinship(
     if not vectors:
         raise ValueError(_no_samples(con, scheme, family))
     anc = ancestor_depths(con)
-    groups = [(models, keys, _pairs_by_reference(models, anc)) for models, keys in build_groups(vectors)]
+    groups = [(models, keys, pairs_by_reference(models, anc)) for models, keys in build_groups(vectors)]
     # progress steps: per group its Gram products, then each reference's masks
     total, done = sum(1 + len(pairs) for _, _, pairs in groups), 0
 
@@ -245,11 +247,13 @@ def compute_kinship(
         if progress is not None:
             progress(done, total)
 
-    kin, layers, stats = [], [], []
+    kin: dict[str, list[np.ndarray]] = defaultdict(list)  # column -> one array per (group, reference)
+    layers: dict[str, list[np.ndarray]] = defaultdict(list)
+    stats = []
     for models, keys, pairs in groups:
         summary.groups += 1
         summary.models += len(models)
-        x = _matrix(models, keys, vectors)  # (n, d)
+        x = weighted_matrix(models, keys, vectors)  # (n, d)
         layer_cols = _layer_columns(keys, vectors[models[0]]) if len(models) <= LAYERS_MAX_MODELS else {}
         grams = {name: gram_matrix(x[:, c], config=config, device=dev) for name, c in layer_cols.items()}
         # the layers partition the coordinates, so their Gram matrices add up to the whole one
@@ -258,27 +262,47 @@ def compute_kinship(
         res = pair_metrics(x, pairs, config=config, device=dev, gram=g, on_reference=step)
         names = np.array(models, dtype=object)
         for ref, (i, j) in pairs.items():
-            kin.append(pd.DataFrame({"a": names[i.numpy()], "b": names[j.numpy()],
-                                     "reference": None if ref is None else models[ref], "scheme": scheme,
-                                     **{m: v.numpy() for m, v in res[ref].items()}}))  # fmt: skip
+            _add_pairs(kin, names, i, j, {m: v.numpy() for m, v in res[ref].items()})
+            kin["reference"].append(np.full(len(i), None if ref is None else models[ref], dtype=object))
             summary.pairs += len(i)
         for name, cols in layer_cols.items():
             sub = pair_metrics(x[:, cols], pairs, config=config, device=dev, gram=grams[name],
                                metrics=("cosine", "l2"))  # fmt: skip
             for ref, (i, j) in pairs.items():
-                layers.append(pd.DataFrame({"a": names[i.numpy()], "b": names[j.numpy()], "scheme": scheme,
-                                            "layer": name, "cosine": sub[ref]["cosine"].numpy(),
-                                            "l2": sub[ref]["l2"].numpy()}))  # fmt: skip
+                _add_pairs(layers, names, i, j, {m: v.numpy() for m, v in sub[ref].items()})
+                layers["layer"].append(np.full(len(i), name, dtype=object))
         stats.append(_weight_stats(models, x, g, anc, scheme))
-    kin_rows = pd.concat(kin, ignore_index=True) if kin else pd.DataFrame()
+    kin_rows = _frame(kin, scheme)
     if len(kin_rows):
         kin_rows["computed_on"], kin_rows["computed_at"] = dev.type, now
     with transaction(con):
         _write(con, "kinship", kin_rows)
-        _write(con, "kinship_layers", pd.concat(layers, ignore_index=True) if layers else pd.DataFrame())
+        _write(con, "kinship_layers", _frame(layers, scheme))
         _write(con, "weight_stats", pd.concat(stats, ignore_index=True) if stats else pd.DataFrame())
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _add_pairs(
+    columns: dict[str, list[np.ndarray]],
+    names: np.ndarray,
+    i: torch.Tensor,
+    j: torch.Tensor,
+    values: dict[str, np.ndarray],
+) -> None:
+    """Append pairs (names[i], names[j]) and their metric values to growing columns."""
+    columns["a"].append(names[i.numpy()])
+    columns["b"].append(names[j.numpy()])
+    for m, v in values.items():
+        columns[m].append(v)
+
+
+def _frame(columns: dict[str, list[np.ndarray]], scheme: str) -> pd.DataFrame:
+    """One frame of rows from growing columns (one frame, not one per reference: pandas is slow to build)."""
+    frame = pd.DataFrame({c: np.concatenate(parts) for c, parts in columns.items()})
+    if len(frame):
+        frame["scheme"] = scheme
+    return frame
 
 
 def _weight_stats(

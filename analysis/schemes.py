@@ -9,10 +9,13 @@ Why segments and not whole rows: fine-tune and LoRA deltas are row-structured (l
 a sample's error is set by how many *distinct rows* it reads, not by how many values. For the same bytes,
 16-value segments read 128 times more rows of a 2048-wide matrix than whole rows do. The price is
 requests: one range per segment. `rows` keeps whole rows for request-limited remote sampling.
+
+A matrix small enough that its budget is a good share of it (`whole_share`) is read whole instead.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -57,6 +60,10 @@ class Scheme:
     min_values: int  # at least this many values per matrix, so small matrices still give a signal
     max_values: int  # never more values than this per matrix
     segment: int  # values per contiguous read; 0 reads whole rows
+    # A matrix whose budget is at least this share of it is read whole, every value exact: a quarter of a
+    # small matrix (the zoo's; BERT-tiny's 128 × 128) in segments is nearly all of its bytes once ranges a
+    # kilobyte apart are coalesced, most of them thrown away.
+    whole_share: float
     # 1-D tensors: 'skip' or 'whole'. Registered schemes skip them: norm weights sit near 1.0 in every
     # model, a constant offset that makes unrelated models look correlated in raw-weight Pearson.
     vectors: str
@@ -68,7 +75,11 @@ class Scheme:
         return hashlib.blake2b(key, digest_size=6).hexdigest()
 
     def plan(self, name: str, shape: tuple[int, ...]) -> SegmentPlan | None:
-        """The segments to read of a tensor, or None when the scheme skips it."""
+        """The segments to read of a tensor, or None when the scheme skips it (computed once per scheme,
+        name and shape: every model of a family asks for the same plans)."""
+        return _cached_plan(self, name, tuple(shape))
+
+    def _make_plan(self, name: str, shape: tuple[int, ...]) -> SegmentPlan | None:
         if len(shape) == 0 or math.prod(shape) == 0:
             return None
         if len(shape) == 1:
@@ -78,6 +89,9 @@ class Scheme:
         n_rows, row_len = shape[0], math.prod(shape[1:])
         size = n_rows * row_len
         budget = min(max(math.ceil(self.fraction * size), self.min_values, 1), self.max_values, size)
+        if self.whole_share * size <= budget:  # whole rows, every one: the matrix read whole
+            every = np.arange(n_rows, dtype=np.int64)
+            return SegmentPlan(every, np.zeros(n_rows, np.int64), row_len, row_len)
         length = row_len if self.segment <= 0 else min(self.segment, row_len)
         slots = row_len // length  # non-overlapping segment positions in a row
         count = min(math.ceil(budget / length), n_rows * slots)
@@ -98,6 +112,15 @@ class Scheme:
             order = np.lexsort((cols, rows))
             rows, cols = rows[order], cols[order]
         return SegmentPlan(rows, cols, length, row_len)
+
+
+@functools.lru_cache(maxsize=2048)  # a plan is 4-70 KB: a few hundred models' tensor kinds at most
+def _cached_plan(scheme: Scheme, name: str, shape: tuple[int, ...]) -> SegmentPlan | None:
+    plan = scheme._make_plan(name, shape)
+    if plan is not None:  # shared by every caller: read-only
+        plan.rows.setflags(write=False)
+        plan.cols.setflags(write=False)
+    return plan
 
 
 def _hash(seed: int, name: str, shape: tuple[int, ...]) -> int:
@@ -122,16 +145,17 @@ SCHEMES: dict[str, Scheme] = {
         # ~4,096 values of each matrix as 16-value segments in 256 rows: well under 0.1% of a large
         # checkpoint, one range per segment (256 a matrix).
         Scheme("default", seed=20261201, fraction=0.0002, min_values=4096, max_values=1 << 17, segment=16,
-               vectors="skip"),
+               whole_share=0.25, vectors="skip"),
         # Whole rows, about half the default's values: ~1-2 ranges a matrix, for request-limited remote
         # sampling; far less faithful on row-structured (fine-tune, LoRA) deltas.
         Scheme("rows", seed=20240917, fraction=0.0002, min_values=2048, max_values=1 << 18, segment=0,
-               vectors="skip"),
+               whole_share=0.25, vectors="skip"),
         # Ten times the default: fidelity checks.
         Scheme("dense", seed=20261201, fraction=0.002, min_values=40960, max_values=1 << 20, segment=32,
-               vectors="skip"),
+               whole_share=0.25, vectors="skip"),
         # Every value of every matrix: the full-weight reference (small models only).
-        Scheme("full", seed=0, fraction=1.0, min_values=0, max_values=1 << 62, segment=0, vectors="skip"),
+        Scheme("full", seed=0, fraction=1.0, min_values=0, max_values=1 << 62, segment=0, whole_share=1.0,
+               vectors="skip"),
     )
 }
 # fmt: on

@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import stats as scipy_stats
 from typer.testing import CliRunner
 
-from analysis.kinship import KINSHIP_METRICS, KinshipConfig, all_pairs, pair_metrics
+from analysis.kinship import KINSHIP_METRICS, KinshipConfig, all_pairs, excess_kurtosis_rows, pair_metrics
 from atlas.cli import app
 from atlas.db import connect, query_dicts, upsert
 from atlas.records import EdgeRecord, ModelRecord
@@ -46,6 +47,19 @@ def test_metrics_match_their_definitions() -> None:
             conflict = np.mean(np.sign(a[both]) != np.sign(b[both]))
             assert got["sign_conflict"][i, j] == pytest.approx(conflict)
     assert set(KINSHIP_METRICS) >= {"pearson", "cosine", "l2", "sign_conflict", "topk_overlap"}
+
+
+def test_kurtosis_is_the_textbook_one_in_any_block_size() -> None:
+    x, _ = _family(9, 4000)
+    x[:, :40] *= 30  # heavy tails: a clearly positive excess kurtosis
+    x[3] = 1.5  # a constant row has none
+    varied = [0, 1, 2, 4, 5, 6, 7, 8]
+    want = scipy_stats.kurtosis(x[varied].double().numpy(), axis=1)
+    for block_values in (1, 4000, 12_000, 1 << 20):
+        got = excess_kurtosis_rows(x, block_values=block_values).numpy()
+        np.testing.assert_allclose(got[varied], want, rtol=1e-9)
+        assert np.isnan(got[3])
+    assert want.min() > 1
 
 
 def test_blocked_equals_unblocked_on_cpu() -> None:

@@ -41,11 +41,17 @@ def test_default_reads_many_rows_well_under_a_thousandth_of_large_matrices() -> 
 
 def test_small_matrices_get_a_minimum_of_values_in_every_row_without_overlaps() -> None:
     s = SCHEMES[DEFAULT_SCHEME]
-    plan = s.plan("w", (64, 64))
-    assert plan.n_values >= s.min_values
+    plan = s.plan("w", (64, 1024))
+    assert s.min_values <= plan.n_values < 64 * 1024 * s.whole_share
     assert set(plan.rows.tolist()) == set(range(64))  # more segments than rows: every row, several each
     offsets = plan.value_offsets().ravel()
     assert len(set(offsets.tolist())) == offsets.size  # no value read twice
+    # a matrix its budget would cover a quarter of is read whole, as whole rows
+    for shape in ((64, 64), (128, 128)):
+        whole_matrix = s.plan("w", shape)
+        assert _coords(whole_matrix) == set(range(shape[0] * shape[1]))
+        assert whole_matrix.length == shape[1]
+    assert s.plan("w", (512, 512)).n_values == s.min_values  # the large zoo's: sampled
     assert s.plan("norm.weight", (128,)) is None
     whole = replace(s, vectors="whole").plan("norm.weight", (128,))
     assert whole.n_values == 128 and whole.rows.tolist() == [0]
@@ -57,6 +63,7 @@ def test_a_changed_definition_has_another_fingerprint() -> None:
     s = SCHEMES[DEFAULT_SCHEME]
     assert s.fingerprint == replace(s).fingerprint
     assert s.fingerprint != replace(s, segment=s.segment * 2).fingerprint
+    assert s.fingerprint != replace(s, whole_share=0.5).fingerprint
 
 
 def test_unknown_scheme_names_the_choices() -> None:
