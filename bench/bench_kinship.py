@@ -7,7 +7,9 @@ Writes bench/results/kinship.json.
 (a) fidelity and speed on the bench zoo (`build_zoo(size="bench", seed=0)`, built when missing): sampled
     kinship (schemes `default`, segments, and `rows`, whole rows) against the full-weight way — for
     every comparable pair, the pair's two checkpoints and its θ₀ read whole, deltas over every
-    coordinate, Pearson and cosine in float64 (the way ModelKinship does it, but in float64). Both are timed in this process, one after the other;
+    coordinate, Pearson and cosine in float64 (the way ModelKinship does it, but in float64). Both are timed
+    in this process, one after the other, each from a cold page cache (the zoo's files evicted) and its
+    reads again from a warm one;
 (a') the same on the large zoo (`build_zoo(size="large", seed=0)`: 48 models of ~10.5M values, built in
     ~10 min when missing), where a sample is a small part of each checkpoint;
 (b) bytes and speed on a >= 1 GB Llama-shaped bf16 family (random base, children = base + deltas; written
@@ -47,8 +49,15 @@ from scipy.stats import spearmanr  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analysis.kinship import KinshipConfig, all_pairs  # noqa: E402
-from analysis.kinship_run import compute_kinship  # noqa: E402
+from analysis.kinship import KinshipConfig, all_pairs, pair_metrics  # noqa: E402
+from analysis.kinship_run import (  # noqa: E402
+    ancestor_depths,
+    build_groups,
+    compute_kinship,
+    load_vectors,
+    pairs_by_reference,
+    weighted_matrix,
+)
 from analysis.samples import SampleJob, sample_jobs  # noqa: E402
 from analysis.schemes import SCHEMES  # noqa: E402
 from atlas.config import samples_dir  # noqa: E402
@@ -73,11 +82,15 @@ def _atlas(db: Path, models: list[tuple[str, Path]], edges: list[EdgeRecord], so
     return con
 
 
-def _sampled(con, jobs: list[SampleJob], scheme: str, db: Path) -> dict:
-    """Sample every job, then compute kinship from the samples: timings and read figures."""
+def _sampled(con, jobs: list[SampleJob], scheme: str, db: Path, files: list[Path] | None = None) -> dict:
+    """Sample every job, then compute kinship from the samples: timings and read figures. With `files`,
+    sampled twice: from a cold page cache (those files evicted first), then warm (`*_warm` figures)."""
+    if files is not None:
+        _evict(files)
     s = sample_jobs(con, jobs, SCHEMES[scheme], samples_dir(db), workers=1)
+    warm = sample_jobs(con, jobs, SCHEMES[scheme], samples_dir(db), workers=1) if files is not None else s
     k = compute_kinship(con, scheme=scheme, device="cpu")
-    return {
+    out = {
         "sample_seconds": round(s.seconds, 3),
         "kinship_seconds": round(k.seconds, 3),
         "seconds": round(s.seconds + k.seconds, 3),
@@ -90,6 +103,23 @@ def _sampled(con, jobs: list[SampleJob], scheme: str, db: Path) -> dict:
         "fraction_of_bytes_read": round(s.bytes_read / s.total_bytes, 6),
         "requests_per_model": round(s.requests / max(s.counts["ok"], 1), 2),
     }
+    if files is not None:
+        out["sample_seconds_warm"] = round(warm.seconds, 3)
+        out["seconds_warm"] = round(warm.seconds + k.seconds, 3)
+        out["pearson_cosine_only_seconds"] = round(_pearson_cosine_only(con, scheme), 3)
+    return out
+
+
+def _pearson_cosine_only(con, scheme: str) -> float:
+    """Seconds to load a scheme's samples and compute only what the full-weight way computes (Pearson and
+    cosine of every comparable pair, nothing written): the like-for-like compute time."""
+    t0 = time.perf_counter()
+    vectors = load_vectors(con, scheme, None, [])
+    anc = ancestor_depths(con)
+    for models, keys in build_groups(vectors):
+        x = weighted_matrix(models, keys, vectors)
+        pair_metrics(x, pairs_by_reference(models, anc), device="cpu", metrics=("pearson", "cosine"))
+    return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------- (a) the bench zoo
@@ -119,8 +149,13 @@ def full_weight_kinship(zoo: Path, lineage: list[dict], pairs: list[tuple[str, s
     every scheme leaves out 1-D tensors) and, ModelKinship's literal choice, over all tensors."""
     from analysis.zoo import load_state
 
+    def read_all() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        # adapters merged into their base
+        return {m["id"]: _flat(load_state(zoo / m["path"])) for m in lineage}
+
+    _evict(sorted(zoo.rglob("*.safetensors")))
     t0 = time.perf_counter()
-    flat = {m["id"]: _flat(load_state(zoo / m["path"])) for m in lineage}  # adapters merged into their base
+    flat = read_all()
     read = time.perf_counter() - t0
     out = {}
     for a, b, ref in pairs:
@@ -130,7 +165,13 @@ def full_weight_kinship(zoo: Path, lineage: list[dict], pairs: list[tuple[str, s
             ma, va, mb, vb = ma - mr, va - vr, mb - mr, vb - vr
         mat = _moments(ma, mb)
         out[(a, b)] = (*_pearson_cosine(mat), *_pearson_cosine(mat + _moments(va, vb)))
-    return {"values": out, "read_seconds": read, "seconds": time.perf_counter() - t0}
+    seconds = time.perf_counter() - t0
+    del flat
+    t1 = time.perf_counter()
+    read_all()  # again, from a warm page cache: the products above do not touch the files
+    warm_read = time.perf_counter() - t1
+    return {"values": out, "read_seconds": read, "seconds": seconds, "read_seconds_warm": warm_read,
+            "seconds_warm": seconds - read + warm_read}  # fmt: skip
 
 
 def _agreement(sampled: np.ndarray, full: np.ndarray) -> dict:
@@ -162,17 +203,17 @@ def fidelity(zoo: Path, work: Path, size: str = "bench") -> dict:
     db = work / f"fidelity-{size}.duckdb"
     con = _atlas(db, [(m["id"], zoo / m["path"]) for m in lineage], edges, "zoo")
     jobs = [SampleJob(m["id"], str(zoo / m["path"]), None) for m in lineage]
+    files = sorted(zoo.rglob("*.safetensors"))
     out: dict = {"zoo": f"build_zoo(seed=0, size={size!r})", "models": len(lineage), "load_before": _load()}
-    # one run, one after the other: sampled (each scheme), full-weight per pair, full-weight batched
-    sampled = {name: _sampled(con, jobs, name, db) for name in FIDELITY_SCHEMES}
+    # one run, one after the other: sampled (each scheme), full-weight per pair, full-weight batched; each
+    # from a cold page cache (the zoo's files evicted), then its reads again from a warm one
+    sampled = {name: _sampled(con, jobs, name, db, files) for name in FIDELITY_SCHEMES}
     rows_of = {name: _kinship_rows(con, name) for name in FIDELITY_SCHEMES}
     rows = rows_of["default"]
     full = full_weight_kinship(zoo, lineage, [(r["a"], r["b"], r["reference"]) for r in rows])
-    out["full_weight_pairwise"] = {
-        "seconds": round(full["seconds"], 3),
-        "read_seconds": round(full["read_seconds"], 3),
-    }
-    out["full_weight_batched"] = _sampled(con, jobs, "full", db)
+    out["full_weight_pairwise"] = {k: round(full[k], 3) for k in
+                                   ("seconds", "read_seconds", "seconds_warm", "read_seconds_warm")}  # fmt: skip
+    out["full_weight_batched"] = _sampled(con, jobs, "full", db, files)
     out["load_after"] = _load()
     batched = {(r["a"], r["b"]): r for r in _kinship_rows(con, "full")}
     con.close()
@@ -191,6 +232,19 @@ def fidelity(zoo: Path, work: Path, size: str = "bench") -> dict:
         one = {"sampled": sampled[name], **_scheme_fidelity(rows_of[name], values, kind)}
         one["speedup_vs_full_weight_pairwise"] = round(t_p["seconds"] / sampled[name]["seconds"], 2)
         one["speedup_vs_full_weight_batched"] = round(t_b["seconds"] / sampled[name]["seconds"], 2)
+        one["speedup_vs_full_weight_pairwise_warm"] = round(
+            t_p["seconds_warm"] / sampled[name]["seconds_warm"], 2
+        )
+        one["speedup_vs_full_weight_batched_warm"] = round(
+            t_b["seconds_warm"] / sampled[name]["seconds_warm"], 2
+        )
+        like = {"cold": sampled[name]["sample_seconds"], "warm": sampled[name]["sample_seconds_warm"]}
+        for cache, sample_s in like.items():  # the same two metrics on both sides
+            one[f"speedup_pearson_cosine_only_vs_full_weight_pairwise_{cache}"] = round(
+                t_p["seconds" if cache == "cold" else "seconds_warm"]
+                / (sample_s + sampled[name]["pearson_cosine_only_seconds"]),
+                2,
+            )
         one["speedup_kinship_only_vs_batched"] = round(
             t_b["kinship_seconds"] / sampled[name]["kinship_seconds"], 2
         )
@@ -213,12 +267,20 @@ def _scheme_fidelity(rows: list[dict], values: dict, kind: dict[str, str]) -> di
     f_all = np.array([values[(r["a"], r["b"])][2:] for r in rows])
     with_ref = np.array([r["reference"] is not None for r in rows])
     out: dict = {"fidelity": _agreement(s, f)}
+    one_family = _same_family(rows)
     out["fidelity_by_pair"] = {
+        "within_one_family": _agreement(s[one_family], f[one_family]),
         "with_common_ancestor": _agreement(s[with_ref], f[with_ref]),
         "raw_weights": _agreement(s[~with_ref], f[~with_ref]),
-        "raw_weights_one_family": _agreement(*(a[~with_ref & _same_family(rows)] for a in (s, f))),
-        "raw_weights_two_families": _agreement(*(a[~with_ref & ~_same_family(rows)] for a in (s, f))),
+        "raw_weights_one_family": _agreement(*(a[~with_ref & one_family] for a in (s, f))),
+        "raw_weights_two_families": _agreement(*(a[~with_ref & ~one_family] for a in (s, f))),
     }
+    two = ~with_ref & ~one_family
+    if two.sum() > 1:  # why their ranks are noise: their full-weight values spread less than any sample errs
+        out["raw_weights_two_families_spread"] = {
+            "full_weight_pearson_std": round(float(f[two, 0].std()), 5),
+            "sampled_minus_full_std": round(float((s[two, 0] - f[two, 0]).std()), 5),
+        }
     out["fidelity_vs_all_tensors"] = _agreement(s, f_all)
     out["abs_delta_cosine_by_pair_kind"] = _errors_by_kind(rows, kind, np.abs(s[:, 1] - f[:, 1]), with_ref)
     worst = np.argsort(-np.abs(s[:, 1] - f[:, 1]))[:5]
