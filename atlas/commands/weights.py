@@ -14,8 +14,9 @@ SchemeOpt = Annotated[
     str,
     typer.Option(
         "--scheme",
-        help="Sampling scheme: default (short segments in many rows, ~130 ranges a matrix), rows (whole "
-        "rows, ~2 ranges a matrix, for request-limited remote sampling), dense (10x default), full.",
+        help="Sampling scheme: default (16-value segments in 256 rows, 256 ranges a matrix), rows (whole "
+        "rows, ~2 ranges a matrix, for request-limited remote sampling), dense (10x default), full. "
+        "Small matrices (the budget a quarter of them or more) are read whole.",
     ),
 ]
 
