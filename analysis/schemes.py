@@ -114,7 +114,7 @@ class Scheme:
         return SegmentPlan(rows, cols, length, row_len)
 
 
-@functools.lru_cache(maxsize=2048)  # a plan is 4-70 KB: a few hundred models' tensor kinds at most
+@functools.lru_cache(maxsize=2048)  # 2,048 plans of 4-70 KB: the tensor kinds of dozens of architectures
 def _cached_plan(scheme: Scheme, name: str, shape: tuple[int, ...]) -> SegmentPlan | None:
     plan = scheme._make_plan(name, shape)
     if plan is not None:  # shared by every caller: read-only
