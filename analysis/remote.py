@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,40 +157,88 @@ class LocalSource:
         pass
 
 
+@dataclass(frozen=True)
+class HttpRetry:
+    """Retries of one range request: 429 and 5xx answers and dropped connections, honouring `Retry-After`."""
+
+    retries: int = 4
+    base_wait: float = 0.5  # seconds before the first retry; doubles each time
+    max_wait: float = 30.0  # cap on one wait, Retry-After included
+
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# A CDN URL stops working when its signature expires (403) or the file changes: resolve the file again.
+STALE_DIRECT_STATUS = frozenset({401, 403, 404, 410})
+
+
 class HttpSource:
-    """A Hub repo (or the replay server) read through `{endpoint}/{id}/resolve/{revision}/{file}`."""
+    """A Hub repo (or the replay server) read through `{endpoint}/{id}/resolve/{revision}/{file}`.
+
+    The Hub answers `resolve` of a weights file with a redirect to a signed CDN URL, and rate-limits
+    `resolve` (a few thousand requests in five minutes). So a file is resolved once and its thousands of
+    ranges go to the URL the redirect gave; when that URL is refused (its signature expired), the file is
+    resolved again. The Hub token huggingface_hub finds (`HF_TOKEN`, a saved login) is sent, for gated models.
+    """
 
     def __init__(
-        self, endpoint: str, model_id: str, *, revision: str = "main", client: httpx.Client | None = None
+        self,
+        endpoint: str,
+        model_id: str,
+        *,
+        revision: str = "main",
+        client: httpx.Client | None = None,
+        retry: HttpRetry = HttpRetry(),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base = f"{endpoint.rstrip('/')}/{model_id}/resolve/{quote(revision, safe='')}/"
         self.model_id = model_id
         self._own = client is None
-        self.client = client or httpx.Client(timeout=30.0, follow_redirects=True)
+        self.client = client or httpx.Client(timeout=30.0, follow_redirects=True, headers=_hub_headers())
         self.stats = ReadStats()
+        self.retry = retry
+        self._sleep = sleep
         self._sizes: dict[str, int | None] = {}
+        self._direct: dict[str, str] = {}  # file -> the CDN URL its resolve redirected to
 
     def _url(self, file: str) -> str:
         return self.base + quote(file, safe="/")
 
+    def _request(self, method: str, file: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        """One request for `file`, to its CDN URL when known, retried on 429/5xx and dropped connections."""
+        source = f"{self.model_id}/{file}"
+        for attempt in range(self.retry.retries + 1):
+            direct = self._direct.get(file)
+            try:
+                r = self.client.request(method, direct or self._url(file), headers=headers)
+            except httpx.TransportError as e:
+                self.stats.add(0)
+                if attempt == self.retry.retries:
+                    raise FetchError(f"{source}: {e}") from e
+                self._sleep(min(self.retry.base_wait * 2**attempt, self.retry.max_wait))
+                continue
+            except httpx.HTTPError as e:
+                raise FetchError(f"{source}: {e}") from e
+            self.stats.add(len(r.content), requests=1 + len(r.history))  # a redirect is a request too
+            if direct is not None and r.status_code in STALE_DIRECT_STATUS:
+                self._direct.pop(file, None)
+                continue
+            if r.status_code in RETRY_STATUS and attempt < self.retry.retries:
+                self._sleep(_retry_wait(r, attempt, self.retry))
+                continue
+            if r.history and r.status_code < 300 and direct is None:
+                self._direct[file] = str(r.url)
+            return r
+        return r
+
     def exists(self, file: str) -> bool:
-        try:
-            r = self.client.head(self._url(file))
-        except httpx.HTTPError as e:
-            raise FetchError(f"{self.model_id}/{file}: {e}") from e
-        self.stats.add(0)
-        return r.status_code == 200
+        return self._request("HEAD", file).status_code == 200
 
     def size(self, file: str) -> int | None:
         return self._sizes.get(file)
 
     def read(self, file: str, start: int, end: int) -> bytes:
         source = f"{self.model_id}/{file}"
-        try:
-            r = self.client.get(self._url(file), headers={"Range": f"bytes={start}-{end - 1}"})
-        except httpx.HTTPError as e:
-            raise FetchError(f"{source}: {e}") from e
-        self.stats.add(len(r.content))
+        r = self._request("GET", file, {"Range": f"bytes={start}-{end - 1}"})
         if r.status_code == 416:  # asked past the end: the file is shorter than its header says
             raise FetchError(f"{source}: range {start}-{end - 1} is past the end of the file (truncated)")
         if r.status_code != 206:
@@ -203,3 +253,18 @@ class HttpSource:
     def close(self) -> None:
         if self._own:
             self.client.close()
+
+
+def _retry_wait(response: httpx.Response, attempt: int, retry: HttpRetry) -> float:
+    try:
+        wait = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        wait = retry.base_wait * 2**attempt
+    return min(max(wait, 0.0), retry.max_wait)
+
+
+def _hub_headers() -> dict[str, str]:
+    """huggingface_hub's headers for the Hub: user agent and, when it finds one, the token."""
+    from huggingface_hub.utils import build_hf_headers
+
+    return build_hf_headers(library_name="hubatlas")

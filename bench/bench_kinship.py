@@ -15,7 +15,7 @@ Writes bench/results/kinship.json.
 (b) bytes and speed on a >= 1 GB Llama-shaped bf16 family (random base, children = base + deltas; written
     to --work and deleted afterwards; two children with dense deltas sharing a direction, two with rank-8
     deltas sharing one, one unrelated): the `default` and `rows` schemes sampled from local files and
-    over HTTP range requests from a loopback server, against full-weight kinship reading every byte, both
+    over HTTP range requests from the replay Hub (tests/hub/server.py) on loopback, against full-weight kinship reading every byte, both
     from a cold page cache;
 (c) all-pairs kinship of 1,000 models x 2^18 coordinates on CPU: time and peak memory, in a child process.
 
@@ -36,10 +36,7 @@ import platform  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -64,6 +61,7 @@ from atlas.config import samples_dir  # noqa: E402
 from atlas.db import connect, query_dicts, upsert  # noqa: E402
 from atlas.records import EdgeRecord, ModelRecord  # noqa: E402
 from atlas.store import refresh_lineage  # noqa: E402
+from tests.hub.server import ReplayHub  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "kinship.json"
 
@@ -398,64 +396,6 @@ def _evict(files: list[Path]) -> None:
             os.close(fd)
 
 
-def _range_server(root: Path, counts: Counter) -> ThreadingHTTPServer:
-    """`GET|HEAD /{owner}/{name}/resolve/main/{file}` with single `Range`s (206, 416), streamed from disk.
-
-    The replay Hub (tests/hub/server.py) holds each answered file in memory and hashes it per request,
-    which suits test-sized repos, not 1 GB checkpoints; this answers the same URLs and headers.
-    """
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the Hub's CDN
-
-        def do_HEAD(self) -> None:
-            self._serve(body=False)
-
-        def do_GET(self) -> None:
-            self._serve(body=True)
-
-        def _serve(self, body: bool) -> None:
-            counts[self.command] += 1
-            repo, _, rest = self.path.lstrip("/").partition("/resolve/")
-            path = root / repo / rest.partition("/")[2]
-            if not path.is_file():
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            size = path.stat().st_size
-            start, end, status = 0, size - 1, 200
-            if "Range" in self.headers:
-                lo, _, hi = self.headers["Range"].removeprefix("bytes=").partition("-")
-                start, end, status = int(lo), min(int(hi) if hi else size - 1, size - 1), 206
-                if start >= size:
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{size}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-            self.send_response(status)
-            if status == 206:
-                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            self.send_header("Content-Length", str(end - start + 1))
-            self.send_header("Accept-Ranges", "bytes")
-            self.end_headers()
-            if body:
-                with path.open("rb") as f:
-                    f.seek(start)
-                    data = f.read(end - start + 1)
-                counts["bytes"] += len(data)
-                self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def _full_weight_big(files: list[Path], ref_of: dict[tuple[int, int], int | None]) -> tuple[dict, float]:
     """Pearson of deltas over every coordinate of every tensor, float64, reading each checkpoint once
     tensor by tensor: the raw Gram matrix of all models gives every pair's deltas from its θ₀."""
@@ -503,18 +443,15 @@ def bytes_and_speed(work: Path, keep: bool) -> dict:
         one: dict = {}
         _evict(files)
         one["local"] = _sampled(con, [SampleJob(m, str(big / m), None) for m in ids], scheme, db)
-        counts: Counter = Counter()
-        server = _range_server(big, counts)
-        try:
-            url = f"http://127.0.0.1:{server.server_address[1]}"
+        with ReplayHub(repo_dirs=[big]) as hub:
+            for m in ids:  # the ETags (sha256 of each checkpoint) the Hub has precomputed
+                hub.catalog.get(m).etag("model.safetensors")
+            hub.reset_counts()
             _evict(files)
-            jobs = [SampleJob(m, url, ("config.json", "model.safetensors")) for m in ids]
+            jobs = [SampleJob(m, hub.url, ("config.json", "model.safetensors")) for m in ids]
             remote = _sampled(con, jobs, scheme, db)
-        finally:
-            server.shutdown()
-            server.server_close()
-        remote["server_requests_per_model"] = round((counts["GET"] + counts["HEAD"]) / len(ids), 2)
-        remote["server_bytes_sent"] = counts["bytes"]
+            remote["server_requests_per_model"] = round(hub.counts["resolve"] / len(ids), 2)
+            remote["server_bytes_sent"] = sum(e.body_bytes for e in hub.log)
         one["http_range"] = remote
         for side in (one["local"], remote):
             side["fraction_of_checkpoint_file_read"] = round(

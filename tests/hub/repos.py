@@ -28,6 +28,8 @@ LIST_DEFAULT_FIELDS = (
 LIST_FULL_FIELDS = ("author", "sha", "lastModified", "gated", "disabled", "siblings", "widgetData")
 # Files read as text to build a disk repo's model info.
 _SMALL_FILES = ("README.md", "config.json")
+# Files the Hub stores in LFS (their ETag is the content's sha256).
+LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx")
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Repo:
 
     info: dict[str, Any]
     files: dict[str, Path | bytes] = field(default_factory=dict)
+    _etags: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -45,17 +48,36 @@ class Repo:
     def sha(self) -> str:
         return self.info.get("sha") or hashlib.sha1(self.id.encode()).hexdigest()
 
-    def file_bytes(self, path: str) -> bytes | None:
-        data = self.files.get(path)
-        if isinstance(data, Path):
-            return data.read_bytes()
-        return data
-
     def file_size(self, path: str) -> int | None:
         data = self.files.get(path)
         if isinstance(data, Path):
             return data.stat().st_size
         return None if data is None else len(data)
+
+    def read_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes `start..end` (inclusive) of a file; a file on disk is read there, not whole."""
+        data = self.files[path]
+        if isinstance(data, Path):
+            with data.open("rb") as f:
+                f.seek(start)
+                return f.read(end - start + 1)
+        return data[start : end + 1]
+
+    def etag(self, path: str) -> str:
+        """The Hub's ETag of a file: sha256 for LFS files, the git blob sha1 otherwise (hashed once)."""
+        if path not in self._etags:
+            lfs = path.endswith(LFS_SUFFIXES)
+            size = self.file_size(path) or 0
+            digest = hashlib.sha256() if lfs else hashlib.sha1(b"blob %d\0" % size)
+            data = self.files[path]
+            if isinstance(data, Path):
+                with data.open("rb") as f:
+                    while chunk := f.read(1 << 22):
+                        digest.update(chunk)
+            else:
+                digest.update(data)
+            self._etags[path] = digest.hexdigest()
+        return self._etags[path]
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
@@ -85,13 +107,21 @@ def repos_from_dirs(roots: Iterable[str | Path]) -> Iterator[Repo]:
             yield repo_from_dir(repo_dir, f"{repo_dir.parent.name}/{repo_dir.name}")
 
 
+def _sha1_of_file(path: Path) -> bytes:
+    digest = hashlib.sha1()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):  # in chunks: checkpoints can be gigabytes
+            digest.update(chunk)
+    return digest.digest()
+
+
 def repo_from_dir(repo_dir: Path, repo_id: str) -> Repo:
     """Build the model info of a folder: sha from file contents, tags and cardData from the README."""
     paths = sorted(p for p in repo_dir.rglob("*") if p.is_file() and ".git" not in p.parts)
     files = {p.relative_to(repo_dir).as_posix(): p for p in paths}
     digest = hashlib.sha1(repo_id.encode())
     for rel, p in files.items():
-        digest.update(rel.encode() + b"\0" + hashlib.sha1(p.read_bytes()).digest())
+        digest.update(rel.encode() + b"\0" + _sha1_of_file(p))
     mtime = max((p.stat().st_mtime for p in paths), default=0.0)
     stamp = datetime.fromtimestamp(int(mtime), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     card = _front_matter(files.get("README.md"))

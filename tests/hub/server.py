@@ -3,7 +3,8 @@
 Serves real recorded model records (and/or Hub-style repo folders) with the Hub's wire format:
 `GET /api/models` (filter, author, search, expand, full, cardData, config, limit, sort, cursor
 pagination through an absolute `Link` header), `GET /api/models/{id}[/revision/{rev}]`,
-`GET|HEAD /{id}/resolve/{rev}/{path}` (ETag, X-Repo-Commit, Content-Length, Range -> 206),
+`GET|HEAD /{id}/resolve/{rev}/{path}` (ETag, X-Repo-Commit, Content-Length, Range -> 206; LFS files, as
+on the Hub, answer a 302 to a signed CDN URL with `X-Linked-Size`/`X-Linked-Etag`, served here under `/cdn/`),
 the Hub's error headers (`X-Error-Code`, `X-Error-Message`), 307 redirects for renamed repos, and
 switchable faults. It counts requests per kind so tests can assert request budgets.
 
@@ -28,16 +29,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlencode, urlsplit
 
-from tests.hub.repos import Catalog, Repo, load_records, repos_from_dirs, repos_from_records
+from tests.hub.repos import LFS_SUFFIXES, Catalog, Repo, load_records, repos_from_dirs, repos_from_records
 
 MAX_PAGE_SIZE = 1000  # the Hub caps `limit` per page
-FAULT_KINDS = ("429", "500", "502", "503", "slow", "truncate")
+CDN_URL_SECONDS = 3600  # how long a CDN URL from a `resolve` redirect stays valid
+FAULT_KINDS = ("403", "429", "500", "502", "503", "slow", "truncate")
 _TRUTHY = {"1", "true", "True", "yes"}
 _EXPOSE = (
     "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,X-Total-Count,ETag,Link,Accept-Ranges,"
     "Content-Range,X-Linked-Size,X-Linked-ETag"
 )
-_LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx")
 _INFO_PATH = re.compile(r"^/api/models/(?P<id>[^/]+(?:/[^/]+)?)(?:/revision/(?P<rev>[^/]+))?$")
 
 
@@ -61,9 +62,10 @@ class Fault:
 class Logged:
     method: str
     path: str  # path with query string, as requested
-    kind: str  # 'list' | 'info' | 'resolve' | 'other'
+    kind: str  # 'list' | 'info' | 'resolve' | 'cdn' | 'other'
     status: int
     authorized: bool = False  # an Authorization header came with it
+    body_bytes: int = 0  # bytes of body answered (a HEAD answers none)
 
 
 @dataclass
@@ -82,6 +84,8 @@ class ReplayHub:
         page_size: models per listing page when the request gives no `limit`.
         children_counts: 'int' or 'dict' (per relation): how `childrenModelCount` is answered.
         redirects: old repo id -> new id, answered with a 307 like a renamed repo.
+        lfs_redirects: answer `resolve` of an LFS file (weights) with a 302 to its CDN URL, as the Hub does;
+            False serves it from `resolve` directly.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class ReplayHub:
         page_size: int = MAX_PAGE_SIZE,
         children_counts: str = "int",
         redirects: Mapping[str, str] | None = None,
+        lfs_redirects: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -99,6 +104,7 @@ class ReplayHub:
         self.catalog = Catalog(repos, children_counts=children_counts)
         self.page_size = page_size
         self.redirects = dict(redirects or {})
+        self.lfs_redirects = lfs_redirects
         self.counts: Counter[str] = Counter()
         self.log: list[Logged] = []
         self.faults: list[Fault] = []
@@ -145,7 +151,8 @@ class ReplayHub:
     def add_fault(self, pattern: str, kind: str, *, times: int | None = 1, **options: Any) -> Fault:
         """Make requests whose path and query (URL-decoded) match the regex `pattern` fail with `kind`.
 
-        `kind` is one of FAULT_KINDS: an HTTP status ('429' with `retry_after=`), 'slow' (`delay=`
+        `kind` is one of FAULT_KINDS: an HTTP status ('429' with `retry_after=`; '403' as an expired CDN URL
+        answers), 'slow' (`delay=`
         seconds, then the normal answer) or 'truncate' (the full Content-Length, half the body, then close).
         """
         if kind not in FAULT_KINDS:
@@ -176,7 +183,7 @@ class ReplayHub:
 
     # ------------------------------------------------------------------ routes
 
-    def answer(self, method: str, raw_path: str) -> tuple[str, _Response]:
+    def answer(self, method: str, raw_path: str, range_header: str | None = None) -> tuple[str, _Response]:
         """Route one request; returns (kind, response) without touching the socket."""
         split = urlsplit(raw_path)
         path, query = split.path, parse_qs(split.query, keep_blank_values=True)
@@ -185,7 +192,9 @@ class ReplayHub:
         if path.startswith("/api/models/") and method in ("GET", "HEAD"):
             return "info", self._info(path, query)
         if "/resolve/" in path and method in ("GET", "HEAD"):
-            return "resolve", self._resolve(path)
+            return "resolve", self._resolve(path, method, range_header)
+        if path.startswith("/cdn/") and method in ("GET", "HEAD"):
+            return "cdn", self._cdn(path, query, method, range_header)
         return "other", _error(404, None, "Sorry, we can't find the page you are looking for.")
 
     def _list(self, query: dict[str, list[str]]) -> _Response:
@@ -227,7 +236,7 @@ class ReplayHub:
         expand = [*query.get("expand", []), *query.get("expand[]", [])]
         return _json(200, self.catalog.model_info(repo, expand=expand))
 
-    def _resolve(self, path: str) -> _Response:
+    def _resolve(self, path: str, method: str, range_header: str | None) -> _Response:
         repo_part, _, rest = path.partition("/resolve/")
         repo_id = unquote(repo_part.lstrip("/"))
         rev_raw, _, file_raw = rest.partition("/")
@@ -239,23 +248,89 @@ class ReplayHub:
             return _error(404, "RepoNotFound", "Repository not found")
         if rev not in ("main", repo.sha):
             return _error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
-        data = repo.file_bytes(file_path)
-        if data is None:
+        size = repo.file_size(file_path)
+        if size is None:
             return _error(404, "EntryNotFound", f"Entry not found: {file_path}")
-        if file_path.endswith(_LFS_SUFFIXES):
-            etag = hashlib.sha256(data).hexdigest()
-        else:
-            etag = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        headers = {
-            "ETag": f'"{etag}"',
-            "X-Repo-Commit": repo.sha,
-            "Accept-Ranges": "bytes",
-            "Content-Type": "text/plain; charset=utf-8"
-            if file_path.endswith(".md")
-            else "application/octet-stream",
-            "Content-Disposition": f'inline; filename="{Path(file_path).name}"',
-        }
-        return _Response(200, data, headers)
+        if self.lfs_redirects and file_path.endswith(LFS_SUFFIXES):
+            return self._to_cdn(repo, file_path, size)
+        return _file_response(repo, file_path, size, method, range_header)
+
+    def _to_cdn(self, repo: Repo, file_path: str, size: int) -> _Response:
+        """The Hub's answer for an LFS file: 302 to a signed, expiring URL of the content's sha256."""
+        sha256 = repo.etag(file_path)
+        expires = int(time.time()) + CDN_URL_SECONDS
+        signature = _cdn_signature(repo.id, file_path, sha256, expires)
+        location = (
+            f"{self.url}/cdn/{quote(repo.id, safe='/')}/{sha256}/{quote(file_path, safe='/')}"
+            f"?Expires={expires}&Signature={signature}"
+        )
+        body = f"Found. Redirecting to {location}".encode()
+        pointer = hashlib.sha1(
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+        )
+        return _Response(
+            302,
+            body,
+            {
+                "Location": location,
+                "ETag": f'"{pointer.hexdigest()}"',
+                "X-Linked-Etag": f'"{sha256}"',
+                "X-Linked-Size": str(size),
+                "X-Repo-Commit": repo.sha,
+                "Content-Type": "text/plain; charset=utf-8",
+            },
+        )
+
+    def _cdn(
+        self, path: str, query: dict[str, list[str]], method: str, range_header: str | None
+    ) -> _Response:
+        """A CDN URL from `_to_cdn`: refused (403) once expired or when its signature does not match."""
+        parts = unquote(path.removeprefix("/cdn/")).split("/")
+        if len(parts) < 4:
+            return _error(404, None, "Not Found")
+        repo_id, sha256, file_path = "/".join(parts[:2]), parts[2], "/".join(parts[3:])
+        repo = self.catalog.get(repo_id)
+        try:
+            expires = int(_one(query, "Expires") or "0")
+        except ValueError:
+            expires = 0
+        if (
+            repo is None
+            or repo.file_size(file_path) is None
+            or repo.etag(file_path) != sha256
+            or _one(query, "Signature") != _cdn_signature(repo_id, file_path, sha256, expires)
+            or expires < time.time()
+        ):
+            return _Response(403, b"AccessDenied: Request has expired or signature does not match", {})
+        return _file_response(repo, file_path, repo.file_size(file_path) or 0, method, range_header)
+
+
+def _cdn_signature(repo_id: str, file_path: str, sha256: str, expires: int) -> str:
+    return hashlib.sha256(f"{repo_id}\0{file_path}\0{sha256}\0{expires}".encode()).hexdigest()[:32]
+
+
+def _file_response(repo: Repo, file_path: str, size: int, method: str, range_header: str | None) -> _Response:
+    """A file's bytes (whole, or one `Range`) with the Hub's headers."""
+    headers = {
+        "ETag": f'"{repo.etag(file_path)}"',
+        "X-Repo-Commit": repo.sha,
+        "Accept-Ranges": "bytes",
+        "Content-Type": "text/plain; charset=utf-8"
+        if file_path.endswith(".md")
+        else "application/octet-stream",
+        "Content-Disposition": f'inline; filename="{Path(file_path).name}"',
+    }
+    status, start, end = 200, 0, size - 1
+    if range_header is not None:
+        span = _parse_range(range_header, size)
+        if span is None:
+            return _Response(416, b"", {"Content-Range": f"bytes */{size}"})
+        status, (start, end) = 206, span
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    # Only the asked-for bytes are read: a ranged read of a 1 GB checkpoint costs what it sends.
+    body = b"" if method == "HEAD" or end < start else repo.read_range(file_path, start, end)
+    return _Response(status, body, headers)
 
 
 # ---------------------------------------------------------------------- wire helpers
@@ -329,6 +404,9 @@ def _handler_for(hub: ReplayHub) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "replay-hub"
         timeout = 30  # idle keep-alive connections close by themselves
+        # Headers and body go out as two writes; with Nagle's algorithm the second waits for the client's
+        # delayed ACK of the first (tens of ms a request), which a CDN does not do.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             self._serve("GET")
@@ -343,7 +421,7 @@ def _handler_for(hub: ReplayHub) -> type[BaseHTTPRequestHandler]:
             return
 
         def _serve(self, method: str) -> None:
-            kind, response = hub.answer(method, self.path)
+            kind, response = hub.answer(method, self.path, self.headers.get("Range"))
             fault = hub._take_fault(method, unquote_plus(self.path))
             truncate = False
             if fault is not None and fault.kind == "slow":
@@ -352,12 +430,14 @@ def _handler_for(hub: ReplayHub) -> type[BaseHTTPRequestHandler]:
                 truncate = True
             elif fault is not None:
                 status = int(fault.kind)
-                response = _error(status, None, "Too Many Requests" if status == 429 else "Internal Error")
+                message = {403: "Forbidden", 429: "Too Many Requests"}.get(status, "Internal Error")
+                response = _error(status, None, message)
                 if status == 429:
                     response.headers["Retry-After"] = str(fault.retry_after)
-            if response.status == 200 and "Range" in self.headers and kind == "resolve":
-                response = _ranged(response, self.headers["Range"])
-            hub._record(Logged(method, self.path, kind, response.status, "Authorization" in self.headers))
+            sent = 0 if method == "HEAD" else len(response.body) // (2 if truncate else 1)
+            hub._record(
+                Logged(method, self.path, kind, response.status, "Authorization" in self.headers, sent)
+            )
             self._send(method, response, truncate)
 
         def _send(self, method: str, response: _Response, truncate: bool) -> None:
@@ -387,16 +467,6 @@ def _handler_for(hub: ReplayHub) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
     return Handler
-
-
-def _ranged(response: _Response, range_header: str) -> _Response:
-    size = len(response.body)
-    span = _parse_range(range_header, size)
-    if span is None:
-        return _Response(416, b"", {"Content-Range": f"bytes */{size}"})
-    start, end = span
-    headers = {**response.headers, "Content-Range": f"bytes {start}-{end}/{size}"}
-    return _Response(206, response.body[start : end + 1], headers)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -154,6 +155,19 @@ def test_serves_repo_folders_from_disk(tmp_path: Path) -> None:
         part = get_session().get(url, headers={"Range": "bytes=0-7"})
         assert part.status_code == 206 and part.content == bytes(range(8))
         assert part.headers["X-Repo-Commit"] == info.sha
+        assert [(e.kind, e.status) for e in hub.log[-2:]] == [("resolve", 302), ("cdn", 206)]
+        assert hub.log[-1].body_bytes == 8
+        # Weights, as on the Hub: a 302 to a signed CDN URL, size and sha256 in X-Linked-* headers.
+        weights = (repo / "model.safetensors").read_bytes()
+        meta = get_hf_file_metadata(url)
+        assert meta.size == 1024 and meta.etag == hashlib.sha256(weights).hexdigest()
+        assert meta.location.startswith(f"{hub.url}/cdn/zoo/tiny-ft/") and meta.commit_hash == info.sha
+        path = hf_hub_download("zoo/tiny-ft", "model.safetensors", endpoint=hub.url, cache_dir=tmp_path / "c")
+        assert Path(path).read_bytes() == weights
+        tail = get_session().get(meta.location, headers={"Range": "bytes=-4"})
+        assert tail.headers["Content-Range"] == "bytes 1020-1023/1024" and tail.content == weights[-4:]
+        expired = meta.location.replace("Expires=", "Expires=1")  # another expiry: the signature fails
+        assert get_session().get(expired).status_code == 403
 
 
 def test_wire_format_matches_recorded_hub_exchanges(replay_hub: ReplayHub, real_data: Path) -> None:
