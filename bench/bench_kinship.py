@@ -450,8 +450,12 @@ def bytes_and_speed(work: Path, keep: bool) -> dict:
             _evict(files)
             jobs = [SampleJob(m, hub.url, ("config.json", "model.safetensors")) for m in ids]
             remote = _sampled(con, jobs, scheme, db)
-            remote["server_requests_per_model"] = round(hub.counts["resolve"] / len(ids), 2)
-            remote["server_bytes_sent"] = sum(e.body_bytes for e in hub.log)
+            # `resolve` answers each weights file with a redirect; its ranges are read from `cdn`
+            remote["server_resolve_requests_per_model"] = round(hub.counts["resolve"] / len(ids), 2)
+            remote["server_requests_per_model"] = round(
+                (hub.counts["resolve"] + hub.counts["cdn"]) / len(ids), 2
+            )
+            remote["server_bytes_sent"] = sum(e.body_bytes for e in hub.log if e.status in (200, 206))
         one["http_range"] = remote
         for side in (one["local"], remote):
             side["fraction_of_checkpoint_file_read"] = round(
