@@ -169,6 +169,7 @@ class HttpRetry:
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 # A CDN URL stops working when its signature expires (403) or the file changes: resolve the file again.
 STALE_DIRECT_STATUS = frozenset({401, 403, 404, 410})
+MAX_RELATIVE_REDIRECTS = 5
 
 
 class HttpSource:
@@ -203,13 +204,11 @@ class HttpSource:
     def _url(self, file: str) -> str:
         return self.base + quote(file, safe="/")
 
-    def _request(self, method: str, file: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        """One request for `file`, to its CDN URL when known, retried on 429/5xx and dropped connections."""
-        source = f"{self.model_id}/{file}"
+    def _send(self, method: str, url: str, source: str, **options: object) -> httpx.Response:
+        """One request, retried on 429/5xx answers and dropped connections; every attempt is counted."""
         for attempt in range(self.retry.retries + 1):
-            direct = self._direct.get(file)
             try:
-                r = self.client.request(method, direct or self._url(file), headers=headers)
+                r = self.client.request(method, url, **options)  # type: ignore[arg-type]
             except httpx.TransportError as e:
                 self.stats.add(0)
                 if attempt == self.retry.retries:
@@ -219,26 +218,47 @@ class HttpSource:
             except httpx.HTTPError as e:
                 raise FetchError(f"{source}: {e}") from e
             self.stats.add(len(r.content), requests=1 + len(r.history))  # a redirect is a request too
-            if direct is not None and r.status_code in STALE_DIRECT_STATUS:
-                self._direct.pop(file, None)
-                continue
-            if r.status_code in RETRY_STATUS and attempt < self.retry.retries:
-                self._sleep(_retry_wait(r, attempt, self.retry))
-                continue
-            if r.history and r.status_code < 300 and direct is None:
-                self._direct[file] = str(r.url)
-            return r
+            if r.status_code not in RETRY_STATUS or attempt == self.retry.retries:
+                return r
+            self._sleep(_retry_wait(r, attempt, self.retry))
+        raise AssertionError("unreachable")
+
+    def _get(self, file: str, headers: dict[str, str]) -> httpx.Response:
+        """A GET of `file`: from its CDN URL once a redirect has given one, else through `resolve`."""
+        source = f"{self.model_id}/{file}"
+        direct = self._direct.get(file)
+        if direct is not None:
+            r = self._send("GET", direct, source, headers=headers)
+            if r.status_code not in STALE_DIRECT_STATUS:
+                return r
+            self._direct.pop(file, None)  # expired: resolve again
+        r = self._send("GET", self._url(file), source, headers=headers)
+        if r.history and r.status_code < 300:
+            self._direct[file] = str(r.url)
         return r
 
     def exists(self, file: str) -> bool:
-        return self._request("HEAD", file).status_code == 200
+        """Whether the repo has `file`. A HEAD does not follow the Hub's redirect to its CDN (a signed URL
+        may be valid for GET only); the redirect itself says the file exists. Same-site redirects (a
+        renamed repo) are followed."""
+        url = self._url(file)
+        for _ in range(MAX_RELATIVE_REDIRECTS + 1):
+            r = self._send("HEAD", url, f"{self.model_id}/{file}", follow_redirects=False)
+            location = r.headers.get("Location", "")
+            if not (r.is_redirect and location):
+                return r.status_code == 200
+            target = r.url.join(location)
+            if (target.host, target.port) != (r.url.host, r.url.port):
+                return True  # to the CDN: the file is there
+            url = str(target)
+        return False
 
     def size(self, file: str) -> int | None:
         return self._sizes.get(file)
 
     def read(self, file: str, start: int, end: int) -> bytes:
         source = f"{self.model_id}/{file}"
-        r = self._request("GET", file, {"Range": f"bytes={start}-{end - 1}"})
+        r = self._get(file, {"Range": f"bytes={start}-{end - 1}"})
         if r.status_code == 416:  # asked past the end: the file is shorter than its header says
             raise FetchError(f"{source}: range {start}-{end - 1} is past the end of the file (truncated)")
         if r.status_code != 206:

@@ -120,6 +120,14 @@ class ReplayHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def cdn_url(self) -> str:
+        """Where `resolve` redirects weights: the same server under another host name, so that clients
+        treat it as the Hub's CDN (another origin: no token sent, a HEAD not followed there)."""
+        host, port = self._server.server_address[:2]
+        other = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(host, host)
+        return f"http://{other}:{port}"
+
     def start(self) -> ReplayHub:
         self._thread = threading.Thread(target=self._server.serve_forever, name="replay-hub", daemon=True)
         self._thread.start()
@@ -261,7 +269,7 @@ class ReplayHub:
         expires = int(time.time()) + CDN_URL_SECONDS
         signature = _cdn_signature(repo.id, file_path, sha256, expires)
         location = (
-            f"{self.url}/cdn/{quote(repo.id, safe='/')}/{sha256}/{quote(file_path, safe='/')}"
+            f"{self.cdn_url}/cdn/{quote(repo.id, safe='/')}/{sha256}/{quote(file_path, safe='/')}"
             f"?Expires={expires}&Signature={signature}"
         )
         body = f"Found. Redirecting to {location}".encode()
@@ -284,7 +292,8 @@ class ReplayHub:
     def _cdn(
         self, path: str, query: dict[str, list[str]], method: str, range_header: str | None
     ) -> _Response:
-        """A CDN URL from `_to_cdn`: refused (403) once expired or when its signature does not match."""
+        """A CDN URL from `_to_cdn`: refused (403) to anything but a GET, once expired, or when its
+        signature does not match."""
         parts = unquote(path.removeprefix("/cdn/")).split("/")
         if len(parts) < 4:
             return _error(404, None, "Not Found")
@@ -295,7 +304,8 @@ class ReplayHub:
         except ValueError:
             expires = 0
         if (
-            repo is None
+            method != "GET"  # signed for GET only, as an S3 presigned URL is
+            or repo is None
             or repo.file_size(file_path) is None
             or repo.etag(file_path) != sha256
             or _one(query, "Signature") != _cdn_signature(repo_id, file_path, sha256, expires)

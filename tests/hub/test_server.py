@@ -161,13 +161,14 @@ def test_serves_repo_folders_from_disk(tmp_path: Path) -> None:
         weights = (repo / "model.safetensors").read_bytes()
         meta = get_hf_file_metadata(url)
         assert meta.size == 1024 and meta.etag == hashlib.sha256(weights).hexdigest()
-        assert meta.location.startswith(f"{hub.url}/cdn/zoo/tiny-ft/") and meta.commit_hash == info.sha
+        assert meta.location.startswith(f"{hub.cdn_url}/cdn/zoo/tiny-ft/") and meta.commit_hash == info.sha
         path = hf_hub_download("zoo/tiny-ft", "model.safetensors", endpoint=hub.url, cache_dir=tmp_path / "c")
         assert Path(path).read_bytes() == weights
         tail = get_session().get(meta.location, headers={"Range": "bytes=-4"})
         assert tail.headers["Content-Range"] == "bytes 1020-1023/1024" and tail.content == weights[-4:]
         expired = meta.location.replace("Expires=", "Expires=1")  # another expiry: the signature fails
         assert get_session().get(expired).status_code == 403
+        assert get_session().head(meta.location).status_code == 403  # signed for GET only
 
 
 def test_wire_format_matches_recorded_hub_exchanges(replay_hub: ReplayHub, real_data: Path) -> None:
