@@ -211,7 +211,8 @@ class HttpSource:
                 r = self.client.request(method, url, **options)  # type: ignore[arg-type]
             except httpx.TransportError as e:
                 self.stats.add(0)
-                if attempt == self.retry.retries:
+                # a refused or unresolvable endpoint fails at once: it is down or mistyped, not busy
+                if attempt == self.retry.retries or isinstance(e, httpx.ConnectError):
                     raise FetchError(f"{source}: {e}") from e
                 self._sleep(min(self.retry.base_wait * 2**attempt, self.retry.max_wait))
                 continue

@@ -80,3 +80,17 @@ def test_the_hub_token_is_sent(wide_root: Path, monkeypatch: pytest.MonkeyPatch)
         resolved = [e for e in hub.log if e.kind == "resolve"]
     assert got.status == "ok", got.error
     assert resolved and all(e.authorized for e in resolved)
+
+
+def test_an_endpoint_that_is_down_fails_at_once_without_retries() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    slept: list[float] = []
+    source = HttpSource(f"http://127.0.0.1:{port}", "wide/model", sleep=slept.append)
+    with pytest.raises(OSError, match=r"^wide/model/model.safetensors: .*(refused|connect)"):
+        source.read("model.safetensors", 0, 8)
+    source.close()
+    assert slept == [] and source.stats.requests == 1
