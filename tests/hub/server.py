@@ -84,8 +84,6 @@ class ReplayHub:
         page_size: models per listing page when the request gives no `limit`.
         children_counts: 'int' or 'dict' (per relation): how `childrenModelCount` is answered.
         redirects: old repo id -> new id, answered with a 307 like a renamed repo.
-        lfs_redirects: answer `resolve` of an LFS file (weights) with a 302 to its CDN URL, as the Hub does;
-            False serves it from `resolve` directly.
     """
 
     def __init__(
@@ -96,7 +94,6 @@ class ReplayHub:
         page_size: int = MAX_PAGE_SIZE,
         children_counts: str = "int",
         redirects: Mapping[str, str] | None = None,
-        lfs_redirects: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -104,7 +101,6 @@ class ReplayHub:
         self.catalog = Catalog(repos, children_counts=children_counts)
         self.page_size = page_size
         self.redirects = dict(redirects or {})
-        self.lfs_redirects = lfs_redirects
         self.counts: Counter[str] = Counter()
         self.log: list[Logged] = []
         self.faults: list[Fault] = []
@@ -160,8 +156,8 @@ class ReplayHub:
         """Make requests whose path and query (URL-decoded) match the regex `pattern` fail with `kind`.
 
         `kind` is one of FAULT_KINDS: an HTTP status ('429' with `retry_after=`; '403' as an expired CDN URL
-        answers), 'slow' (`delay=`
-        seconds, then the normal answer) or 'truncate' (the full Content-Length, half the body, then close).
+        answers), 'slow' (`delay=` seconds, then the normal answer) or 'truncate' (the full Content-Length,
+        half the body, then close).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; choose one of {FAULT_KINDS}")
@@ -259,7 +255,7 @@ class ReplayHub:
         size = repo.file_size(file_path)
         if size is None:
             return _error(404, "EntryNotFound", f"Entry not found: {file_path}")
-        if self.lfs_redirects and file_path.endswith(LFS_SUFFIXES):
+        if file_path.endswith(LFS_SUFFIXES):
             return self._to_cdn(repo, file_path, size)
         return _file_response(repo, file_path, size, method, range_header)
 
