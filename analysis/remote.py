@@ -19,6 +19,8 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from atlas.retry import RETRY_STATUS, RetryConfig, retry_after
+
 MERGE_GAP = 1024  # ranges closer than this are read as one (a request costs more than a KB)
 HEAD_PROBE = 65536  # first read of a file: the 8-byte length and, usually, the whole header
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -157,16 +159,8 @@ class LocalSource:
         pass
 
 
-@dataclass(frozen=True)
-class HttpRetry:
-    """Retries of one range request: 429 and 5xx answers and dropped connections, honouring `Retry-After`."""
-
-    retries: int = 4
-    base_wait: float = 0.5  # seconds before the first retry; doubles each time
-    max_wait: float = 30.0  # cap on one wait, Retry-After included
-
-
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# Range reads give up sooner than the crawler: a model that stays unreadable is recorded and the run goes on.
+SAMPLE_RETRY = RetryConfig(max_retries=4, base_wait=0.5, max_wait=30.0)
 # A CDN URL stops working when its signature expires (403) or the file changes: resolve the file again.
 STALE_DIRECT_STATUS = frozenset({401, 403, 404, 410})
 MAX_RELATIVE_REDIRECTS = 5
@@ -188,13 +182,15 @@ class HttpSource:
         *,
         revision: str = "main",
         client: httpx.Client | None = None,
-        retry: HttpRetry = HttpRetry(),
+        retry: RetryConfig = SAMPLE_RETRY,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base = f"{endpoint.rstrip('/')}/{model_id}/resolve/{quote(revision, safe='')}/"
         self.model_id = model_id
         self._own = client is None
-        self.client = client or httpx.Client(timeout=30.0, follow_redirects=True, headers=_hub_headers())
+        self.client = client or httpx.Client(
+            timeout=retry.timeout, follow_redirects=True, headers=_hub_headers()
+        )
         self.stats = ReadStats()
         self.retry = retry
         self._sleep = sleep
@@ -206,22 +202,23 @@ class HttpSource:
 
     def _send(self, method: str, url: str, source: str, **options: object) -> httpx.Response:
         """One request, retried on 429/5xx answers and dropped connections; every attempt is counted."""
-        for attempt in range(self.retry.retries + 1):
+        for attempt in range(self.retry.max_retries + 1):
+            last = attempt == self.retry.max_retries
             try:
                 r = self.client.request(method, url, **options)  # type: ignore[arg-type]
             except httpx.TransportError as e:
                 self.stats.add(0)
                 # a refused or unresolvable endpoint fails at once: it is down or mistyped, not busy
-                if attempt == self.retry.retries or isinstance(e, httpx.ConnectError):
+                if last or isinstance(e, httpx.ConnectError):
                     raise FetchError(f"{source}: {e}") from e
-                self._sleep(min(self.retry.base_wait * 2**attempt, self.retry.max_wait))
+                self._sleep(self.retry.wait(attempt))
                 continue
             except httpx.HTTPError as e:
                 raise FetchError(f"{source}: {e}") from e
             self.stats.add(len(r.content), requests=1 + len(r.history))  # a redirect is a request too
-            if r.status_code not in RETRY_STATUS or attempt == self.retry.retries:
+            if r.status_code not in RETRY_STATUS or last:
                 return r
-            self._sleep(_retry_wait(r, attempt, self.retry))
+            self._sleep(self.retry.wait(attempt, retry_after(r.headers)))
         raise AssertionError("unreachable")
 
     def _get(self, file: str, headers: dict[str, str]) -> httpx.Response:
@@ -274,14 +271,6 @@ class HttpSource:
     def close(self) -> None:
         if self._own:
             self.client.close()
-
-
-def _retry_wait(response: httpx.Response, attempt: int, retry: HttpRetry) -> float:
-    try:
-        wait = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        wait = retry.base_wait * 2**attempt
-    return min(max(wait, 0.0), retry.max_wait)
 
 
 def _hub_headers() -> dict[str, str]:

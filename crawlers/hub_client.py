@@ -3,19 +3,21 @@
 The crawler needs what `HfApi.list_models` hides: the wire JSON (for `bundle_from_info`) and each page's
 `Link` cursor (to resume an interrupted listing where it stopped). So it requests the same endpoints with
 the same parameters, through huggingface_hub's shared session, headers (token, user agent) and error
-mapping. Retries live here only, once: `get_session()` does not retry by itself (`http_backoff` would,
-and is not used), so a 429 or 5xx is retried exactly by this module's backoff, honouring `Retry-After`.
+mapping. Retries happen here only, once: `get_session()` does not retry by itself (`http_backoff` would,
+and is not used), so a 429 or 5xx is retried exactly by this module's loop, with `atlas.retry`'s backoff
+(the weight sampler's too), honouring `Retry-After`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+from atlas.retry import RETRY_STATUS, RetryConfig, retry_after
+
+__all__ = ["RETRY_STATUS", "FetchError", "HubClient", "RetryConfig"]
 
 
 class FetchError(RuntimeError):
@@ -25,14 +27,6 @@ class FetchError(RuntimeError):
         super().__init__(message)
         self.status = status
         self.transient = transient
-
-
-@dataclass(frozen=True)
-class RetryConfig:
-    max_retries: int = 5  # retries after the first attempt, per request
-    base_wait: float = 1.0  # seconds before the first retry; doubles each time
-    max_wait: float = 60.0  # cap on one wait, Retry-After included
-    timeout: float = 30.0  # seconds per request
 
 
 class HubClient:
@@ -96,16 +90,13 @@ class HubClient:
         from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
         headers = build_hf_headers(token=self.api.token, library_name="hubatlas")
-        wait = self.retry.base_wait
         for attempt in range(self.retry.max_retries + 1):
             last = attempt == self.retry.max_retries
             self.requests += 1
             try:
                 response = get_session().get(url, params=params, headers=headers, timeout=self.retry.timeout)
                 if response.status_code in RETRY_STATUS and not last:
-                    after = _retry_after(response.headers)
-                    self._pause(wait if after is None else after)
-                    wait = min(wait * 2, self.retry.max_wait)
+                    self._pause(self.retry.wait(attempt, retry_after(response.headers)))
                     continue
                 hf_raise_for_status(response)
                 return response
@@ -117,13 +108,12 @@ class HubClient:
             except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as e:
                 if last:
                     raise FetchError(f"{url}: {type(e).__name__}: {_one_line(e)}") from e
-                self._pause(wait)
-                wait = min(wait * 2, self.retry.max_wait)
+                self._pause(self.retry.wait(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _pause(self, seconds: float) -> None:
         self.retries += 1
-        self._sleep(min(seconds, self.retry.max_wait))
+        self._sleep(seconds)
 
 
 def _json(response: Any) -> Any:
@@ -131,14 +121,6 @@ def _json(response: Any) -> Any:
         return response.json()
     except ValueError as e:
         raise FetchError(f"{response.url}: invalid JSON ({e})") from e
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None  # an HTTP-date: fall back to exponential backoff
 
 
 def _one_line(e: BaseException) -> str:

@@ -71,9 +71,7 @@ class Repo:
             digest = hashlib.sha256() if lfs else hashlib.sha1(b"blob %d\0" % size)
             data = self.files[path]
             if isinstance(data, Path):
-                with data.open("rb") as f:
-                    while chunk := f.read(1 << 22):
-                        digest.update(chunk)
+                _hash_file(digest, data)
             else:
                 digest.update(data)
             self._etags[path] = digest.hexdigest()
@@ -107,12 +105,12 @@ def repos_from_dirs(roots: Iterable[str | Path]) -> Iterator[Repo]:
             yield repo_from_dir(repo_dir, f"{repo_dir.parent.name}/{repo_dir.name}")
 
 
-def _sha1_of_file(path: Path) -> bytes:
-    digest = hashlib.sha1()
+def _hash_file(digest: Any, path: Path) -> Any:
+    """Feed a file to a hashlib digest in chunks (checkpoints can be gigabytes); returns the digest."""
     with path.open("rb") as f:
-        while chunk := f.read(1 << 22):  # in chunks: checkpoints can be gigabytes
+        while chunk := f.read(1 << 22):
             digest.update(chunk)
-    return digest.digest()
+    return digest
 
 
 def repo_from_dir(repo_dir: Path, repo_id: str) -> Repo:
@@ -121,7 +119,7 @@ def repo_from_dir(repo_dir: Path, repo_id: str) -> Repo:
     files = {p.relative_to(repo_dir).as_posix(): p for p in paths}
     digest = hashlib.sha1(repo_id.encode())
     for rel, p in files.items():
-        digest.update(rel.encode() + b"\0" + _sha1_of_file(p))
+        digest.update(rel.encode() + b"\0" + _hash_file(hashlib.sha1(), p).digest())
     mtime = max((p.stat().st_mtime for p in paths), default=0.0)
     stamp = datetime.fromtimestamp(int(mtime), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     card = _front_matter(files.get("README.md"))
