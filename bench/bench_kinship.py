@@ -15,8 +15,8 @@ Writes bench/results/kinship.json.
 (b) bytes and speed on a >= 1 GB Llama-shaped bf16 family (random base, children = base + deltas; written
     to --work and deleted afterwards; two children with dense deltas sharing a direction, two with rank-8
     deltas sharing one, one unrelated): the `default` and `rows` schemes sampled from local files and
-    over HTTP range requests from the replay Hub (tests/hub/server.py) on loopback, against full-weight kinship reading every byte, both
-    from a cold page cache;
+    over HTTP range requests from the replay Hub (tests/hub/server.py) on loopback, against full-weight
+    kinship reading every byte, both from a cold page cache;
 (c) all-pairs kinship of 1,000 models x 2^18 coordinates on CPU: time and peak memory, in a child process.
 
 (a) and (b) run on one thread each side (the ratio is one of work, not of parallelism, on a shared
