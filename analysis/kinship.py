@@ -194,11 +194,13 @@ def mask_counts(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k |δ| mask statistics of every pair of `rows` of x (all when None; m of them), with deltas
     from `reference` (d,): coordinates in both masks (m, m), agreeing minus conflicting signs there
-    (m, m), mask sizes (m,). The int8 signs of all m rows are kept (m × d bytes, a quarter of x)."""
+    (m, m), mask sizes (m,). The signs of all m rows are kept: as float32 when they fit in
+    `config.slab_bytes` (the products then need no conversion), else as int8 (a quarter of x)."""
     m = x.shape[0] if rows is None else len(rows)
     ref = None if reference is None else reference.to(device, torch.float32)
     spans = _blocks(m, config.block)
-    sign = torch.empty(m, x.shape[1], dtype=torch.int8, device=device)  # (m, d)
+    store = torch.float32 if m * x.shape[1] * 4 <= config.slab_bytes else torch.int8
+    sign = torch.empty(m, x.shape[1], dtype=store, device=device)  # (m, d)
     # top-k rows a few at a time: its float32 copies (~20 bytes a value) stay within config.slab_bytes,
     # and on the CPU within ~1 MB a copy, where staying in cache makes it several times faster
     budget = config.slab_bytes // 20 if device.type == "cuda" else 1 << 18

@@ -117,7 +117,7 @@ def load_vectors(
 
 
 def build_groups(vectors: dict[str, dict[Key, np.ndarray]]) -> list[tuple[list[str], list[Key]]]:
-    """Shape groups of two or more models: (models, keys they all share)."""
+    """Shape groups of two or more models: (models, keys they all share, each layer's keys together)."""
     groups: list[tuple[list[str], dict[Key, int]]] = []  # members, shared key -> values
     for m in sorted(vectors, key=lambda x: (-sum(v.size for v in vectors[x].values()), x)):
         mine = {k: v.size for k, v in vectors[m].items()}
@@ -133,7 +133,11 @@ def build_groups(vectors: dict[str, dict[Key, np.ndarray]]) -> list[tuple[list[s
                 break
         else:
             groups.append(([m], mine))
-    return [(sorted(ms), sorted(ks)) for ms, ks in groups if len(ms) > 1 and ks]
+    return [(sorted(ms), sorted(ks, key=_by_layer)) for ms, ks in groups if len(ms) > 1 and ks]
+
+
+def _by_layer(key: Key) -> tuple[str, str, tuple[int, ...]]:
+    return layer_of(key[0]), key[0], key[1]
 
 
 def ancestor_depths(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
@@ -174,21 +178,26 @@ def weighted_matrix(
     models: list[str], keys: list[Key], vectors: dict[str, dict[Key, np.ndarray]]
 ) -> torch.Tensor:
     """Stack the models' samples, each tensor weighted by `tensor_weight`."""
-    rows = [
-        np.concatenate([vectors[m][k].ravel() * tensor_weight(k, vectors[m][k]) for k in keys])
-        for m in models
-    ]
-    return torch.from_numpy(np.stack(rows).astype(np.float32, copy=False))  # (n_models, n_coords)
+    sizes = [vectors[models[0]][k].size for k in keys]
+    out = np.empty((len(models), sum(sizes)), dtype=np.float32)  # (n_models, n_coords)
+    for row, m in zip(out, models, strict=True):
+        pos = 0
+        for k, size in zip(keys, sizes, strict=True):
+            v = vectors[m][k]
+            np.multiply(v.ravel(), np.float32(tensor_weight(k, v)), out=row[pos : pos + size])
+            pos += size
+    return torch.from_numpy(out)
 
 
-def _layer_columns(keys: list[Key], vectors_one: dict[Key, np.ndarray]) -> dict[str, torch.Tensor]:
-    cols: dict[str, list[int]] = defaultdict(list)
+def layer_spans(keys: list[Key], vectors_one: dict[Key, np.ndarray]) -> dict[str, slice]:
+    """Each layer's columns of `weighted_matrix`: one run each, as `build_groups` orders keys by layer."""
+    spans: dict[str, slice] = {}
     pos = 0
     for k in keys:
-        n = vectors_one[k].size
-        cols[layer_of(k[0])].extend(range(pos, pos + n))
+        name, n = layer_of(k[0]), vectors_one[k].size
+        spans[name] = slice(spans[name].start if name in spans else pos, pos + n)
         pos += n
-    return {name: torch.tensor(c, dtype=torch.long) for name, c in cols.items()}
+    return spans
 
 
 def pairs_by_reference(
@@ -254,7 +263,7 @@ def compute_kinship(
         summary.groups += 1
         summary.models += len(models)
         x = weighted_matrix(models, keys, vectors)  # (n, d)
-        layer_cols = _layer_columns(keys, vectors[models[0]]) if len(models) <= LAYERS_MAX_MODELS else {}
+        layer_cols = layer_spans(keys, vectors[models[0]]) if len(models) <= LAYERS_MAX_MODELS else {}
         grams = {name: gram_matrix(x[:, c], config=config, device=dev) for name, c in layer_cols.items()}
         # the layers partition the coordinates, so their Gram matrices add up to the whole one
         g = sum(grams.values()) if grams else gram_matrix(x, config=config, device=dev)  # (n, n)
