@@ -8,7 +8,7 @@
 - weights: the same on synthetic families (sampled vectors, L2 kinship, kurtosis, no coordinates);
 - scale: weight inference on 10,000 synthetic models.
 
-Run: `python bench/bench_infer.py [--zoo-seeds 0 1] [--parts zoo weights scale metadata]`
+Run: `python bench/bench_infer.py [--zoo-seeds 0 1 2] [--parts zoo weights scale metadata]`
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def main() -> None:
         "--real-data", default=os.environ.get("HUBATLAS_REAL_DATA", str(REPO.parent / "shared" / "data"))
     )
     ap.add_argument("--seed", type=int, default=0, help="Seed of which declarations are hidden.")
-    ap.add_argument("--zoo-seeds", type=int, nargs="+", default=[0, 1], help="Bench zoos to evaluate on.")
+    ap.add_argument("--zoo-seeds", type=int, nargs="+", default=[0, 1, 2], help="Bench zoos to evaluate on.")
     ap.add_argument("--scale", type=int, default=10_000)
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="What to run.")
     args = ap.parse_args()
