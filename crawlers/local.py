@@ -4,7 +4,8 @@ A model folder holds `config.json`, `*.safetensors`, `model.safetensors.index.js
 Its id is `<owner>/<name>` from the path under the scanned root (`local/<name>` one level down;
 deeper folders join the rest with `--`), its creation time the weights file's modification time.
 Source is `zoo` when the root holds a zoo's `lineage.json`, else `local`. Bad files never stop a scan:
-they become flags on that model.
+they become flags on that model. An adapter whose config names a local folder as its base gets that
+folder's model as its declared parent when the folder is a model folder under the same root.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from atlas.records import FileRecord, FlagRecord, ModelBundle, TensorRecord
+from atlas.records import EdgeRecord, FileRecord, FlagRecord, ModelBundle, TensorRecord
 from atlas.safetensors_header import HeaderError, read_local_header
 from crawlers.bundle import bundle_from_info
 
@@ -70,7 +71,35 @@ def scan(root: str | os.PathLike[str], *, limit: int | None = None) -> Iterator[
     for n, folder in enumerate(iter_model_folders(root)):
         if limit is not None and n >= limit:
             return
-        yield read_model_folder(folder, model_id=folder_id(root, folder), source=source)
+        bundle = read_model_folder(folder, model_id=folder_id(root, folder), source=source)
+        yield link_local_base(bundle, folder, root)
+
+
+def link_local_base(bundle: ModelBundle, folder: Path, root: Path) -> ModelBundle:
+    """Turn `local_base_path` flags whose path is another model folder under `root` into declared adapter
+    edges (the path as written, else from the adapter's folder, else from the root); the rest stay flags."""
+    edges, flags = list(bundle.edges), []
+    for flag in bundle.flags:
+        base = _scanned_folder(flag.detail or "", folder, root) if flag.flag == "local_base_path" else None
+        if base is None or base == folder:
+            flags.append(flag)
+            continue
+        edges.append(EdgeRecord(bundle.model.id, folder_id(root, base), "adapter", "adapter_config",
+                                evidence=f"adapter_config.json base_model_name_or_path {flag.detail} "
+                                "(a folder of this scan)"))  # fmt: skip
+    return replace(bundle, edges=tuple(edges), flags=tuple(flags))
+
+
+def _scanned_folder(raw: str, folder: Path, root: Path) -> Path | None:
+    path = Path(raw).expanduser()
+    for candidate in [path] if path.is_absolute() else [folder / path, root / path]:
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if resolved.is_relative_to(root) and resolved.is_dir() and is_model_folder(resolved):
+            return resolved
+    return None
 
 
 def read_model_folder(folder: Path, *, model_id: str, source: str = "local") -> ModelBundle:

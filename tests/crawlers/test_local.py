@@ -163,3 +163,30 @@ def test_scan_command_writes_the_database(zoo_dir: Path, db_path: Path) -> None:
     assert missing.exit_code == 2 and "not a folder" in missing.output
     bad_size = CliRunner().invoke(app, ["zoo", str(db_path.parent / "z"), "--size", "huge"])
     assert bad_size.exit_code == 2 and "unknown zoo size" in bad_size.output
+
+
+def test_adapter_with_a_scanned_local_base_is_linked(zoo_dir: Path, tmp_path: Path) -> None:
+    """An organisation's adapter trained on its own base folder: when that folder is scanned too, the path
+    is the adapter's declared base; a path outside the scan stays a flag for inference to puzzle out."""
+    truth = _truth(zoo_dir)
+    hidden = next(m for m in truth.values() if m["kind"] == "adapter" and not m["declared"])
+    base = _copy(zoo_dir, tmp_path, hidden["parents"][0], "acme/base")
+    pointed = {
+        "by-absolute-path": str(base),
+        "by-relative-path": "../base",
+        "elsewhere": "/home/trainer/base",
+    }
+    for name, path in pointed.items():
+        folder = _copy(zoo_dir, tmp_path, hidden["id"], f"acme/{name}")
+        config = json.loads((folder / "adapter_config.json").read_text())
+        (folder / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": path}))
+    bundles = {b.model.id: b for b in scan(tmp_path)}
+    for name in ("by-absolute-path", "by-relative-path"):
+        b = bundles[f"acme/{name}"]
+        assert [(e.parent, e.relation, e.origin) for e in b.edges] == [
+            ("acme/base", "adapter", "adapter_config")
+        ]
+        assert "local_base_path" not in {f.flag for f in b.flags}
+    elsewhere = bundles["acme/elsewhere"]
+    assert not elsewhere.edges
+    assert [(f.flag, f.detail) for f in elsewhere.flags] == [("local_base_path", "/home/trainer/base")]
