@@ -39,7 +39,7 @@ def sample_command(
     to `weight_samples`, its sample to `<db>.samples/<scheme>/`. Bad checkpoints are recorded with
     their error and the run goes on. Hub models are read from the CDN URL that `resolve` redirects to
     (one `resolve` a file, which the Hub rate-limits), with the token huggingface_hub finds (`HF_TOKEN`,
-    `hf auth login`) for gated models; 429 and 5xx answers are retried.
+    `hf auth login`) sent to the Hub for gated models, never to the CDN; 429 and 5xx answers are retried.
 
     Example: `hubatlas sample --all --scheme default --workers 8`
     """

@@ -70,16 +70,26 @@ def test_a_model_that_keeps_failing_names_the_file(wide_root: Path) -> None:
         source.close()
 
 
-def test_the_hub_token_is_sent(wide_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "through-httpx"])
+def test_the_hub_token_goes_to_the_hub_and_not_to_its_cdn(
+    wide_root: Path, monkeypatch: pytest.MonkeyPatch, proxied: bool
+) -> None:
+    """A logged-in user's token is sent to `resolve` (gated models) and never with the CDN's ranges, which
+    a presigned URL refuses (400) and which should not see it. Both ways a range is read: the keep-alive
+    connections, and httpx where a proxy is configured (here a proxy setting that bypasses loopback)."""
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", False)  # the sandbox's, undone
     monkeypatch.setenv("HF_TOKEN", "hf_example_token")  # as a user with a token sets it
+    if proxied:
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     with ReplayHub(repo_dirs=[wide_root]) as hub:
-        got = sample_model("wide/model", hub.url, SCHEMES["rows"])
-        resolved = [e for e in hub.log if e.kind == "resolve"]
+        got = sample_model("wide/model", hub.url, SCHEMES["default"])
+        by_kind = Counter((e.kind, e.authorized) for e in hub.log)
     assert got.status == "ok", got.error
-    assert resolved and all(e.authorized for e in resolved)
+    assert by_kind[("resolve", True)] >= 1 and by_kind[("resolve", False)] == 0
+    assert by_kind[("cdn", True)] == 0 and by_kind[("cdn", False)] > 500
 
 
 def test_an_endpoint_that_is_down_fails_at_once_without_retries() -> None:
@@ -94,3 +104,43 @@ def test_an_endpoint_that_is_down_fails_at_once_without_retries() -> None:
         source.read("model.safetensors", 0, 8)
     source.close()
     assert slept == [] and source.stats.requests == 1
+
+
+def test_a_keep_alive_connection_the_server_closed_is_replaced() -> None:
+    """A CDN closes idle keep-alive connections without saying so: the next range read on one such
+    connection is sent again on a new connection, not counted as a failure."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from analysis.remote import KeepAliveOrigin
+
+    connections: list[int] = []
+
+    class Closing(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(1)
+
+        def do_GET(self) -> None:
+            self.send_response(206)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            self.close_connection = True  # closed after answering, with no `Connection: close`
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Closing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        origin = KeepAliveOrigin(f"http://127.0.0.1:{server.server_port}/", timeout=5, headers={})
+        answers = [origin.get(f"http://127.0.0.1:{server.server_port}/f?i={i}", {}) for i in range(5)]
+        origin.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(a.status_code, a.content) for a in answers] == [(206, b"ok")] * 5
+    assert len(connections) == 5

@@ -187,8 +187,11 @@ class ReplayHub:
 
     # ------------------------------------------------------------------ routes
 
-    def answer(self, method: str, raw_path: str, range_header: str | None = None) -> tuple[str, _Response]:
-        """Route one request; returns (kind, response) without touching the socket."""
+    def answer(
+        self, method: str, raw_path: str, range_header: str | None = None, authorized: bool = False
+    ) -> tuple[str, _Response]:
+        """Route one request (`authorized`: it carries an Authorization header); returns (kind, response)
+        without touching the socket."""
         split = urlsplit(raw_path)
         path, query = split.path, parse_qs(split.query, keep_blank_values=True)
         if path == "/api/models" and method == "GET":
@@ -198,7 +201,7 @@ class ReplayHub:
         if "/resolve/" in path and method in ("GET", "HEAD"):
             return "resolve", self._resolve(path, method, range_header)
         if path.startswith("/cdn/") and method in ("GET", "HEAD"):
-            return "cdn", self._cdn(path, query, method, range_header)
+            return "cdn", self._cdn(path, query, method, range_header, authorized)
         return "other", _error(404, None, "Sorry, we can't find the page you are looking for.")
 
     def _list(self, query: dict[str, list[str]]) -> _Response:
@@ -286,10 +289,13 @@ class ReplayHub:
         )
 
     def _cdn(
-        self, path: str, query: dict[str, list[str]], method: str, range_header: str | None
+        self, path: str, query: dict[str, list[str]], method: str, range_header: str | None, authorized: bool
     ) -> _Response:
         """A CDN URL from `_to_cdn`: refused (403) to anything but a GET, once expired, or when its
-        signature does not match."""
+        signature does not match; refused (400) with an Authorization header, as an S3 presigned URL is
+        (a Hub token sent on to the CDN breaks the read, and should not leave the Hub anyway)."""
+        if authorized:
+            return _Response(400, b"InvalidArgument: Only one auth mechanism allowed", {})
         parts = unquote(path.removeprefix("/cdn/")).split("/")
         if len(parts) < 4:
             return _error(404, None, "Not Found")
@@ -427,7 +433,8 @@ def _handler_for(hub: ReplayHub) -> type[BaseHTTPRequestHandler]:
             return
 
         def _serve(self, method: str) -> None:
-            kind, response = hub.answer(method, self.path, self.headers.get("Range"))
+            authorized = "Authorization" in self.headers
+            kind, response = hub.answer(method, self.path, self.headers.get("Range"), authorized)
             fault = hub._take_fault(method, unquote_plus(self.path))
             truncate = False
             if fault is not None and fault.kind == "slow":
@@ -441,9 +448,7 @@ def _handler_for(hub: ReplayHub) -> type[BaseHTTPRequestHandler]:
                 if status == 429:
                     response.headers["Retry-After"] = str(fault.retry_after)
             sent = 0 if method == "HEAD" else len(response.body) // (2 if truncate else 1)
-            hub._record(
-                Logged(method, self.path, kind, response.status, "Authorization" in self.headers, sent)
-            )
+            hub._record(Logged(method, self.path, kind, response.status, authorized, sent))
             self._send(method, response, truncate)
 
         def _send(self, method: str, response: _Response, truncate: bool) -> None:
