@@ -282,7 +282,9 @@ class HttpSource:
         headers = _hub_headers()
         self.client = client or httpx.Client(timeout=retry.timeout, follow_redirects=True, headers=headers)
         self._cdn_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-        self._cdn_client: httpx.Client | None = None  # CDN reads through httpx, where a proxy is set
+        # where the environment sets a proxy, CDN reads go through a token-less httpx client instead
+        proxied = any(scheme != "no" for scheme in getproxies())
+        self._cdn_client = httpx.Client(timeout=retry.timeout, headers=self._cdn_headers) if proxied else None
         self._origins: dict[tuple[str, str], KeepAliveOrigin] = {}
         self._origins_lock = threading.Lock()
         self.stats = ReadStats()
@@ -322,9 +324,7 @@ class HttpSource:
 
     def _cdn_get(self, url: str, headers: Mapping[str, str]) -> httpx.Response | RangeAnswer:
         """A GET of a CDN URL, with no Hub token, through the keep-alive connections of its origin."""
-        if any(scheme != "no" for scheme in getproxies()):
-            if self._cdn_client is None:
-                self._cdn_client = httpx.Client(timeout=self.retry.timeout, headers=self._cdn_headers)
+        if self._cdn_client is not None:
             return self._cdn_client.get(url, headers=headers)
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
