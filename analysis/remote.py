@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import os
 import re
 import socket
 import ssl
@@ -233,15 +234,18 @@ class KeepAliveOrigin:
             conn.close()
 
 
-@functools.cache
 def _tls() -> ssl.SSLContext:
-    """Certificates as httpx verifies them (certifi's bundle), else the system's."""
-    try:
-        import certifi
+    """Certificates as httpx verifies them: `SSL_CERT_FILE` or `SSL_CERT_DIR` when set, else certifi's."""
+    return _tls_context(os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
 
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - certifi comes with httpx
-        return ssl.create_default_context()
+
+@functools.cache
+def _tls_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    if cafile is None and capath is None:
+        import certifi  # comes with httpx
+
+        cafile = certifi.where()
+    return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 # Range reads give up sooner than the crawler: a model that stays unreadable is recorded and the run goes on.

@@ -144,3 +144,81 @@ def test_a_keep_alive_connection_the_server_closed_is_replaced() -> None:
         server.server_close()
     assert [(a.status_code, a.content) for a in answers] == [(206, b"ok")] * 5
     assert len(connections) == 5
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key."""
+    import datetime
+    import ipaddress
+
+    x509 = pytest.importorskip("cryptography.x509", reason="cryptography makes the test certificate")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def test_cdn_ranges_over_https_verify_the_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hub's CDN is HTTPS: its ranges are read over TLS, verified like httpx does (`SSL_CERT_FILE`
+    honoured); a certificate nobody vouches for fails at once, naming the file, not after retries."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    cert_file, key_file = _self_signed(tmp_path)
+
+    class Range(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(206)
+            self.send_header("Content-Range", "bytes 0-1/10")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Range)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert_file, key_file)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_port}/cdn/f?sig=1"
+    slept: list[float] = []
+    try:
+        source = HttpSource("http://127.0.0.1:9", "tls/model", sleep=slept.append)
+        source._direct["model.safetensors"] = url  # as a resolve's redirect leaves it
+        with pytest.raises(OSError, match=r"^tls/model/model.safetensors: .*certificate verify failed"):
+            source.read("model.safetensors", 0, 2)
+        source.close()
+        assert slept == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        trusting = HttpSource("http://127.0.0.1:9", "tls/model")
+        trusting._direct["model.safetensors"] = url
+        assert trusting.read("model.safetensors", 0, 2) == b"ok"
+        trusting.close()
+    finally:
+        server.shutdown()
+        server.server_close()
