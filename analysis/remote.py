@@ -327,7 +327,8 @@ class HttpSource:
         raise AssertionError("unreachable")
 
     def _cdn_get(self, url: str, headers: Mapping[str, str]) -> httpx.Response | RangeAnswer:
-        """A GET of a CDN URL, with no Hub token, through the keep-alive connections of its origin."""
+        """A GET of a CDN URL, with no Hub token: through the keep-alive connections of its origin, or
+        through httpx where a proxy is set."""
         if self._cdn_client is not None:
             return self._cdn_client.get(url, headers=headers)
         parts = urlsplit(url)
