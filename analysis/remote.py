@@ -6,9 +6,7 @@ flight at once. Every source counts its requests and bytes, the figures a sample
 
 from __future__ import annotations
 
-import functools
 import http.client
-import os
 import re
 import socket
 import ssl
@@ -192,12 +190,14 @@ class KeepAliveOrigin:
         self.https = parts.scheme == "https"
         self.host, self.port = parts.hostname or "", parts.port
         self.timeout, self.headers = timeout, dict(headers)
+        # certificates verified as httpx verifies them (SSL_CERT_FILE, SSL_CERT_DIR, else certifi's bundle)
+        self._tls = httpx.create_ssl_context() if self.https else None
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.https:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=_tls())
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._tls)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def get(self, url: str, headers: Mapping[str, str]) -> RangeAnswer:
@@ -232,20 +232,6 @@ class KeepAliveOrigin:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-
-def _tls() -> ssl.SSLContext:
-    """Certificates as httpx verifies them: `SSL_CERT_FILE` or `SSL_CERT_DIR` when set, else certifi's."""
-    return _tls_context(os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
-
-
-@functools.cache
-def _tls_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
-    if cafile is None and capath is None:
-        import certifi  # comes with httpx
-
-        cafile = certifi.where()
-    return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 # Range reads give up sooner than the crawler: a model that stays unreadable is recorded and the run goes on.

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ssl
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from analysis.remote import HttpSource
+from analysis.remote import HttpSource, KeepAliveOrigin
 from analysis.sampler import sample_model
 from analysis.schemes import SCHEMES
 from tests.analysis import checkpoints as ck
@@ -106,42 +111,54 @@ def test_an_endpoint_that_is_down_fails_at_once_without_retries() -> None:
     assert slept == [] and source.stats.requests == 1
 
 
+class _RangeOk(BaseHTTPRequestHandler):
+    """Answers every GET with the first two bytes of a ten-byte file, keeping the connection alive."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(206)
+        self.send_header("Content-Range", "bytes 0-1/10")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """A threaded HTTP(S) server on a free loopback port for the block: yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_keep_alive_connection_the_server_closed_is_replaced() -> None:
     """A CDN closes idle keep-alive connections without saying so: the next range read on one such
     connection is sent again on a new connection, not counted as a failure."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from analysis.remote import KeepAliveOrigin
-
     connections: list[int] = []
 
-    class Closing(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Closing(_RangeOk):
         def setup(self) -> None:
             super().setup()
             connections.append(1)
 
         def do_GET(self) -> None:
-            self.send_response(206)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            super().do_GET()
             self.close_connection = True  # closed after answering, with no `Connection: close`
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Closing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        origin = KeepAliveOrigin(f"http://127.0.0.1:{server.server_port}/", timeout=5, headers={})
-        answers = [origin.get(f"http://127.0.0.1:{server.server_port}/f?i={i}", {}) for i in range(5)]
+    with _serving(Closing) as port:
+        origin = KeepAliveOrigin(f"http://127.0.0.1:{port}/", timeout=5, headers={})
+        answers = [origin.get(f"http://127.0.0.1:{port}/f?i={i}", {}) for i in range(5)]
         origin.close()
-    finally:
-        server.shutdown()
-        server.server_close()
     assert [(a.status_code, a.content) for a in answers] == [(206, b"ok")] * 5
     assert len(connections) == 5
 
@@ -181,33 +198,13 @@ def test_cdn_ranges_over_https_verify_the_certificate(
 ) -> None:
     """The Hub's CDN is HTTPS: its ranges are read over TLS, verified like httpx does (`SSL_CERT_FILE`
     honoured); a certificate nobody vouches for fails at once, naming the file, not after retries."""
-    import ssl
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     cert_file, key_file = _self_signed(tmp_path)
 
-    class Range(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            self.send_response(206)
-            self.send_header("Content-Range", "bytes 0-1/10")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Range)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(cert_file, key_file)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"https://127.0.0.1:{server.server_port}/cdn/f?sig=1"
     slept: list[float] = []
-    try:
+    with _serving(_RangeOk, tls) as port:
+        url = f"https://127.0.0.1:{port}/cdn/f?sig=1"
         source = HttpSource("http://127.0.0.1:9", "tls/model", sleep=slept.append)
         source._direct["model.safetensors"] = url  # as a resolve's redirect leaves it
         with pytest.raises(OSError, match=r"^tls/model/model.safetensors: .*certificate verify failed"):
@@ -219,6 +216,3 @@ def test_cdn_ranges_over_https_verify_the_certificate(
         trusting._direct["model.safetensors"] = url
         assert trusting.read("model.safetensors", 0, 2) == b"ok"
         trusting.close()
-    finally:
-        server.shutdown()
-        server.server_close()
