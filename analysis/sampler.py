@@ -81,6 +81,7 @@ class _Run:
     in_flight: int
     total_bytes: int = 0
     sizes: dict[str, int | None] = field(default_factory=dict)
+    heads: dict[str, bytes] = field(default_factory=dict)  # each file's first read (header probe)
 
 
 def sample_model(
@@ -190,6 +191,7 @@ def _read_header(run: _Run, file: str) -> Header:
         )
     size = src.size(file)
     header = parse_header(first[8 : 8 + n], model_id=run.model_id, file=file, file_size=size)
+    run.heads[file] = first
     run.total_bytes += sum(t.data_end - t.data_start for t in header.tensors)
     return header
 
@@ -224,7 +226,7 @@ def _sample_file(
     if isinstance(run.source, LocalSource):
         return _gather_local(run, file, wanted)
     ranges = [segment_ranges(t.data_start, plan, DTYPE_SIZES[t.dtype]) for t, plan in wanted]
-    datas = read_ranges(run.source, file, [r for rs in ranges for r in rs], in_flight=run.in_flight)
+    datas = _read_sampled(run, file, [r for rs in ranges for r in rs])
     out = []
     for (t, plan), rs in zip(wanted, ranges, strict=True):
         raw = b"".join([datas[r] for r in rs])
@@ -264,7 +266,9 @@ def _gather_local(run: _Run, file: str, wanted: list[tuple[TensorRecord, Segment
         )
         values = np.ascontiguousarray(raw[plan.value_offsets()])
         out.append(TensorSample(t.name, t.shape, decode(values.tobytes(), t.dtype).reshape(values.shape)))
-    reads, n_bytes = coalesced_extent(starts, np.concatenate([first + n for first, n in spans]))
+    ends = np.concatenate([first + n for first, n in spans])
+    beyond = ends > len(run.heads.get(file, b""))  # as `_read_sampled`: the header's read holds the others
+    reads, n_bytes = coalesced_extent(starts[beyond], ends[beyond])
     src.stats.add(n_bytes, requests=reads)
     return out
 
@@ -284,6 +288,17 @@ def _prefetch(mm: np.memmap, starts: np.ndarray) -> None:
         start = a * page
         length = min((b - a + 2) * page, size - start)  # + 1 page: a segment may end on the next one
         mm._mmap.madvise(mmap.MADV_WILLNEED, start, length)  # type: ignore[attr-defined]
+
+
+def _read_sampled(run: _Run, file: str, ranges: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Each range's bytes: from the file's first read where it lies inside it (a small file, an adapter, is
+    then one request in all), the rest from the source."""
+    head = run.heads.get(file, b"")
+    out = {r: head[r[0] : r[1]] for r in ranges if r[1] <= len(head)}
+    rest = [r for r in ranges if r[1] > len(head)]
+    if rest:
+        out.update(read_ranges(run.source, file, rest, in_flight=run.in_flight))
+    return out
 
 
 def decode(raw: bytes, dtype: str) -> np.ndarray:
@@ -358,7 +373,7 @@ def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[Tenso
         )
         wanted.append((name, shape, plan, b_rows, a, b, (a.data_start, a.data_end), b_rngs))
     ranges = [w[6] for w in wanted] + [rng for w in wanted for rng in w[7]]
-    datas = read_ranges(run.source, ADAPTER_FILE, ranges, in_flight=run.in_flight)
+    datas = _read_sampled(run, ADAPTER_FILE, ranges)
     out = []
     for name, shape, plan, b_rows, a, b, a_rng, b_rngs in wanted:
         b_raw = b"".join([datas[rng] for rng in b_rngs])

@@ -65,6 +65,9 @@ def test_lora_adapter_is_sampled_as_scaled_b_times_a(ckpt_root: Path) -> None:
     assert names == {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")}
     for t in adapter.tensors:
         np.testing.assert_allclose(base[t.name] + t.values, merged[t.name], atol=1e-6)
+    # a small adapter file is read once: the header's first read holds its tensors too
+    files = [ckpt_root / "zoo/lora-a" / f for f in ("adapter_config.json", "adapter_model.safetensors")]
+    assert adapter.requests == 2 and adapter.bytes_read == sum(f.stat().st_size for f in files)
 
 
 @pytest.mark.parametrize("model_id", BROKEN)
