@@ -144,6 +144,6 @@ def kinship_command(
     for w in summary.warnings:
         typer.secho(f"warning: {w}", err=True, fg="yellow")
     typer.echo(
-        f"kinship for {summary.pairs:,} pairs of {summary.models} models in {summary.groups} shape groups "
+        f"kinship for {summary.pairs:,} pairs of {summary.models} models in {summary.groups} shape group{'s' * (summary.groups != 1)} "
         f"on {summary.device} in {summary.seconds:.2f}s (scheme {scheme})"
     )

@@ -117,9 +117,11 @@ def repo_from_dir(repo_dir: Path, repo_id: str) -> Repo:
     """Build the model info of a folder: sha from file contents, tags and cardData from the README."""
     paths = sorted(p for p in repo_dir.rglob("*") if p.is_file() and ".git" not in p.parts)
     files = {p.relative_to(repo_dir).as_posix(): p for p in paths}
+    repo = Repo(info={"id": repo_id}, files=dict(files))
+    # the repo's sha from its files' ETags: each file (a checkpoint can be gigabytes) is hashed once
     digest = hashlib.sha1(repo_id.encode())
-    for rel, p in files.items():
-        digest.update(rel.encode() + b"\0" + _hash_file(hashlib.sha1(), p).digest())
+    for rel in files:
+        digest.update(rel.encode() + b"\0" + bytes.fromhex(repo.etag(rel)))
     mtime = max((p.stat().st_mtime for p in paths), default=0.0)
     stamp = datetime.fromtimestamp(int(mtime), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     card = _front_matter(files.get("README.md"))
@@ -148,7 +150,8 @@ def repo_from_dir(repo_dir: Path, repo_id: str) -> Repo:
     }
     if config:
         info["config"] = {k: config[k] for k in ("architectures", "model_type") if k in config}
-    return Repo(info=info, files=dict(files))
+    repo.info = info
+    return repo
 
 
 def _front_matter(path: Path | None) -> dict[str, Any]:
