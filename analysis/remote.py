@@ -242,6 +242,11 @@ STALE_DIRECT_STATUS = frozenset({301, 302, 303, 307, 308, 401, 403, 404, 410})
 # errors of a request that no retry mends: the endpoint is down or mistyped, or its certificate is bad
 _FAIL_AT_ONCE = (httpx.ConnectError, ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)
 MAX_RELATIVE_REDIRECTS = 5
+# the Hub's refusals of a model's files: what the user can do about each
+ACCESS_REFUSED = {
+    401: "needs a Hub token with access (a gated or private model: set HF_TOKEN or run `hf auth login`)",
+    403: "the Hub token has no access to it (a gated model: ask for access on its page)",
+}
 
 
 class HttpSource:
@@ -347,6 +352,7 @@ class HttpSource:
         url = self._url(file)
         for _ in range(MAX_RELATIVE_REDIRECTS + 1):
             r = self._send("HEAD", url, f"{self.model_id}/{file}", follow_redirects=False)
+            _raise_if_refused(r, self.model_id)
             location = r.headers.get("Location", "")
             if not (r.is_redirect and location):
                 return r.status_code == 200
@@ -362,6 +368,7 @@ class HttpSource:
     def read(self, file: str, start: int, end: int) -> bytes:
         source = f"{self.model_id}/{file}"
         r = self._get(file, {"Range": f"bytes={start}-{end - 1}"})
+        _raise_if_refused(r, source)
         if r.status_code == 416:  # asked past the end: the file is shorter than its header says
             raise FetchError(f"{source}: range {start}-{end - 1} is past the end of the file (truncated)")
         if r.status_code != 206:
@@ -380,6 +387,16 @@ class HttpSource:
             self._cdn_client.close()
         for origin in self._origins.values():
             origin.close()
+
+
+def _raise_if_refused(r: httpx.Response | RangeAnswer, source: str) -> None:
+    """A 401/403 from the Hub as a one-line error saying what to do (not "file not found")."""
+    reason = ACCESS_REFUSED.get(r.status_code)
+    if reason is not None and not r.history and not isinstance(r, RangeAnswer):  # the Hub's, not its CDN's
+        hub = r.headers.get("X-Error-Message", "").strip()
+        raise FetchError(
+            f"{source}: refused ({r.status_code}): {reason}" + (f"; the Hub says: {hub}" if hub else "")
+        )
 
 
 def _hub_headers() -> dict[str, str]:

@@ -79,7 +79,7 @@ def test_a_model_that_keeps_failing_names_the_file(wide_root: Path) -> None:
 def test_the_hub_token_goes_to_the_hub_and_not_to_its_cdn(
     wide_root: Path, monkeypatch: pytest.MonkeyPatch, proxied: bool
 ) -> None:
-    """A logged-in user's token is sent to `resolve` (gated models) and never with the CDN's ranges, which
+    """A logged-in user's token is sent to `resolve` (the model is gated) and never with the CDN's ranges, which
     a presigned URL refuses (400) and which should not see it. Both ways a range is read: the keep-alive
     connections, and httpx where a proxy is configured (here a proxy setting that bypasses loopback)."""
     from huggingface_hub import constants
@@ -89,12 +89,22 @@ def test_the_hub_token_goes_to_the_hub_and_not_to_its_cdn(
     if proxied:
         monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with ReplayHub(repo_dirs=[wide_root]) as hub:
+    with ReplayHub(repo_dirs=[wide_root], gated={"wide/model"}) as hub:
         got = sample_model("wide/model", hub.url, SCHEMES["default"])
         by_kind = Counter((e.kind, e.authorized) for e in hub.log)
     assert got.status == "ok", got.error
     assert by_kind[("resolve", True)] >= 1 and by_kind[("resolve", False)] == 0
     assert by_kind[("cdn", True)] == 0 and by_kind[("cdn", False)] > 500
+
+
+def test_a_gated_model_without_a_token_says_how_to_get_access(wide_root: Path) -> None:
+    with ReplayHub(repo_dirs=[wide_root], gated={"wide/model"}) as hub:
+        got = sample_model("wide/model", hub.url, SCHEMES["default"])
+        statuses = Counter(e.status for e in hub.log)
+    assert got.status == "error" and "\n" not in got.error
+    assert got.error.startswith("wide/model") and "refused (401)" in got.error and "HF_TOKEN" in got.error
+    assert "restricted" in got.error  # the Hub's own message comes with it
+    assert statuses == {401: 1}  # no retries, no guessing at other file names
 
 
 def test_an_endpoint_that_is_down_fails_at_once_without_retries() -> None:

@@ -94,10 +94,15 @@ class ReplayHub:
         page_size: int = MAX_PAGE_SIZE,
         children_counts: str = "int",
         redirects: Mapping[str, str] | None = None,
+        gated: Iterable[str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         repos: list[Repo] = [*repos_from_records(records), *repos_from_dirs(repo_dirs)]
+        self.gated = set(gated)  # these repos' files need a token (any token stands for an approved one)
+        for repo in repos:
+            if repo.id in self.gated:
+                repo.info["gated"] = "manual"
         self.catalog = Catalog(repos, children_counts=children_counts)
         self.page_size = page_size
         self.redirects = dict(redirects or {})
@@ -199,7 +204,7 @@ class ReplayHub:
         if path.startswith("/api/models/") and method in ("GET", "HEAD"):
             return "info", self._info(path, query)
         if "/resolve/" in path and method in ("GET", "HEAD"):
-            return "resolve", self._resolve(path, method, range_header)
+            return "resolve", self._resolve(path, method, range_header, authorized)
         if path.startswith("/cdn/") and method in ("GET", "HEAD"):
             return "cdn", self._cdn(path, query, method, range_header, authorized)
         return "other", _error(404, None, "Sorry, we can't find the page you are looking for.")
@@ -243,7 +248,7 @@ class ReplayHub:
         expand = [*query.get("expand", []), *query.get("expand[]", [])]
         return _json(200, self.catalog.model_info(repo, expand=expand))
 
-    def _resolve(self, path: str, method: str, range_header: str | None) -> _Response:
+    def _resolve(self, path: str, method: str, range_header: str | None, authorized: bool) -> _Response:
         repo_part, _, rest = path.partition("/resolve/")
         repo_id = unquote(repo_part.lstrip("/"))
         rev_raw, _, file_raw = rest.partition("/")
@@ -255,6 +260,13 @@ class ReplayHub:
             return _error(404, "RepoNotFound", "Repository not found")
         if rev not in ("main", repo.sha):
             return _error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+        if repo.id in self.gated and not authorized:
+            return _error(
+                401,
+                "GatedRepo",
+                f"Access to model {repo.id} is restricted. You must have access to it and be authenticated "
+                "to access it. Please log in.",
+            )
         size = repo.file_size(file_path)
         if size is None:
             return _error(404, "EntryNotFound", f"Entry not found: {file_path}")
