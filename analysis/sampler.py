@@ -133,7 +133,8 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
         return "full", None, _sample_sharded(run)
     if ADAPTER_FILE in files:
         return "adapter", *_sample_adapter(run, ADAPTER_CONFIG in files)
-    weights = sorted(f for f in files if f.endswith(".safetensors"))
+    # a model's own weights are at its top; subfolders hold other things (a trainer's checkpoint-N, ONNX)
+    weights = sorted(f for f in files if f.endswith(".safetensors") and "/" not in f)
     if weights:
         out: list[TensorSample] = []
         for f in weights:
@@ -142,6 +143,12 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
     others = [f for f in files if f.lower().endswith(OTHER_WEIGHTS)]
     if others:
         raise Unsupported(f"{run.model_id}: only safetensors weights are read, found {', '.join(others[:3])}")
+    nested = [f for f in files if f.endswith(".safetensors")]
+    if nested:
+        more = ", ..." if len(nested) > 1 else ""
+        raise SampleError(
+            f"{run.model_id}: no weight files at the top of the folder, only in subfolders ({nested[0]}{more})"
+        )
     raise SampleError(f"{run.model_id}: no weight files found")
 
 

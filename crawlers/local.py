@@ -46,8 +46,14 @@ def iter_model_folders(root: Path) -> Iterator[Path]:
 
 
 def folder_id(root: Path, folder: Path) -> str:
-    """`owner/name` of a model folder from its path under the root."""
-    parts = folder.relative_to(root).parts or (root.name,)
+    """`owner/name` of a model folder from its path under the root; a model folder inside another (a
+    trainer's `checkpoint-N`) is named after it: `owner/name--checkpoint-N`."""
+    rel = folder.relative_to(root).parts
+    for k in range(len(rel) - 1, -1, -1):  # the nearest enclosing folder first, the root last
+        enclosing = root.joinpath(*rel[:k])
+        if is_model_folder(enclosing):
+            return f"{folder_id(root, enclosing)}--{'--'.join(rel[k:])}"
+    parts = rel or (root.name,)
     if len(parts) == 1:
         return f"local/{parts[0]}"
     return f"{parts[0]}/{'--'.join(parts[1:])}"

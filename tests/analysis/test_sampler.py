@@ -56,6 +56,21 @@ def test_bf16_is_decoded_exactly(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got.tensors[0].values, t.float().numpy())
 
 
+def test_a_checkpoint_in_a_subfolder_is_not_mixed_into_the_model(tmp_path: Path) -> None:
+    """A trainer's output folder holds the final weights and `checkpoint-N/` folders with the same tensor
+    names: the model's sample is its own weights only."""
+    final, early = torch.randn(64, 256), torch.randn(64, 256)
+    (tmp_path / "run/checkpoint-50").mkdir(parents=True)
+    save_file({"w": final}, str(tmp_path / "run/model.safetensors"))
+    save_file({"w": early}, str(tmp_path / "run/checkpoint-50/model.safetensors"))
+    got = sample_model("o/run", str(tmp_path / "run"), SCHEMES["full"])
+    assert [t.name for t in got.tensors] == ["w"]
+    np.testing.assert_array_equal(got.tensors[0].values, final.numpy())
+    (tmp_path / "run/model.safetensors").unlink()
+    got = sample_model("o/run", str(tmp_path / "run"), SCHEMES["full"])
+    assert got.status == "error" and "only in subfolders (checkpoint-50/model.safetensors)" in got.error
+
+
 def test_lora_adapter_is_sampled_as_scaled_b_times_a(ckpt_root: Path) -> None:
     adapter = sample_model("zoo/lora-a", str(ckpt_root / "zoo/lora-a"), DEFAULT)
     base = _arrays(sample_model("zoo/base", str(ckpt_root / "zoo/base"), DEFAULT))

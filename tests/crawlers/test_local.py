@@ -142,6 +142,11 @@ def test_folder_ids(tmp_path: Path) -> None:
     assert folder_id(tmp_path, tmp_path / "m") == "local/m"
     assert folder_id(tmp_path / "m", tmp_path / "m") == "local/m"
     assert folder_id(tmp_path, tmp_path / "org" / "m" / "checkpoint-500") == "org/m--checkpoint-500"
+    # a trainer's checkpoint inside a model folder is named after that model, whatever the depth
+    (tmp_path / "run" / "checkpoint-5").mkdir(parents=True)
+    (tmp_path / "run" / "model.safetensors").write_bytes(b"")
+    assert folder_id(tmp_path, tmp_path / "run" / "checkpoint-5") == "local/run--checkpoint-5"
+    assert folder_id(tmp_path / "run", tmp_path / "run" / "checkpoint-5") == "local/run--checkpoint-5"
 
 
 def test_scan_command_writes_the_database(zoo_dir: Path, db_path: Path) -> None:
