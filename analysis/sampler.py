@@ -29,6 +29,7 @@ from atlas.records import TensorRecord
 from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
 
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
+MODEL_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 ADAPTER_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -135,10 +136,15 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
         return "adapter", *_sample_adapter(run, ADAPTER_CONFIG in files)
     # a model's own weights are at its top; subfolders hold other things (a trainer's checkpoint-N, ONNX)
     weights = sorted(f for f in files if f.endswith(".safetensors") and "/" not in f)
+    if MODEL_FILE in weights:  # beside variants of it (`model.fp16.safetensors`) it is the model
+        weights = [MODEL_FILE]
     if weights:
         out: list[TensorSample] = []
-        for f in weights:
-            out += _sample_file(run, f, _read_header(run, f).tensors)
+        seen: set[str] = set()
+        for f in weights:  # several files: a tensor another file already gave is a variant's copy of it
+            tensors = [t for t in _read_header(run, f).tensors if t.name not in seen]
+            seen.update(t.name for t in tensors)
+            out += _sample_file(run, f, tensors)
         return "full", None, out
     others = [f for f in files if f.lower().endswith(OTHER_WEIGHTS)]
     if others:
@@ -153,7 +159,7 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
 
 
 def _probe_files(src: ByteSource) -> list[str]:
-    for f in (INDEX_FILE, "model.safetensors", ADAPTER_FILE):
+    for f in (INDEX_FILE, MODEL_FILE, ADAPTER_FILE):
         if src.exists(f):
             return [f, ADAPTER_CONFIG] if f == ADAPTER_FILE else [f]
     return []

@@ -136,7 +136,10 @@ def read_model_folder(folder: Path, *, model_id: str, source: str = "local") -> 
         "lastModified": max((_mtime(folder / f) or "" for f in files), default=None) or None,
         "config": config,
         "siblings": [{"rfilename": name, "size": size} for name, size in files.items()],
-        "safetensors": {"total": sum(_numel(t.shape) for t in tensors)} if tensors else None,
+        # a tensor in several files (`model.fp16.safetensors` beside `model.safetensors`) counts once
+        "safetensors": {"total": sum(_numel(t.shape) for t in {t.name: t for t in tensors}.values())}
+        if tensors
+        else None,
     }
     bundle = bundle_from_info(info, readme=readme, repo_files=repo_files, source=source, location=str(folder))
     if not files.keys() & {"config.json", "adapter_config.json"}:

@@ -71,6 +71,22 @@ def test_a_checkpoint_in_a_subfolder_is_not_mixed_into_the_model(tmp_path: Path)
     assert got.status == "error" and "only in subfolders (checkpoint-50/model.safetensors)" in got.error
 
 
+def test_a_variant_beside_the_weights_is_not_sampled_twice(tmp_path: Path) -> None:
+    w, extra = torch.randn(64, 256), torch.randn(64, 256)
+    (tmp_path / "m").mkdir()
+    save_file({"w": w}, str(tmp_path / "m/model.safetensors"))
+    save_file({"w": w.half()}, str(tmp_path / "m/model.fp16.safetensors"))
+    got = sample_model("o/m", str(tmp_path / "m"), SCHEMES["full"])
+    assert [t.name for t in got.tensors] == ["w"]
+    np.testing.assert_array_equal(got.tensors[0].values, w.numpy())
+    # other weight files with no `model.safetensors`: each tensor once, from the first file that has it
+    (tmp_path / "m/model.safetensors").rename(tmp_path / "m/a-pruned.safetensors")
+    save_file({"w": w.half(), "v": extra}, str(tmp_path / "m/model.fp16.safetensors"))
+    got = sample_model("o/m", str(tmp_path / "m"), SCHEMES["full"])
+    assert sorted(t.name for t in got.tensors) == ["v", "w"]
+    np.testing.assert_array_equal(_arrays(got)["w"], w.numpy())
+
+
 def test_lora_adapter_is_sampled_as_scaled_b_times_a(ckpt_root: Path) -> None:
     adapter = sample_model("zoo/lora-a", str(ckpt_root / "zoo/lora-a"), DEFAULT)
     base = _arrays(sample_model("zoo/base", str(ckpt_root / "zoo/base"), DEFAULT))

@@ -137,6 +137,16 @@ def test_sharded_checkpoint_and_missing_shard(tmp_path: Path) -> None:
     assert alone.model.id == "local/sharded"
 
 
+def test_a_half_precision_copy_beside_the_weights_counts_its_parameters_once(tmp_path: Path) -> None:
+    folder = tmp_path / "acme" / "m"
+    folder.mkdir(parents=True)
+    w = torch.randn(8, 4)
+    save_file({"w": w}, str(folder / "model.safetensors"))
+    save_file({"w": w.half()}, str(folder / "model.fp16.safetensors"))
+    (b,) = scan(tmp_path)
+    assert b.model.num_parameters == 32 and len(b.tensors) == 2  # both headers kept, one model's parameters
+
+
 def test_folder_ids(tmp_path: Path) -> None:
     assert folder_id(tmp_path, tmp_path / "org" / "m") == "org/m"
     assert folder_id(tmp_path, tmp_path / "m") == "local/m"
