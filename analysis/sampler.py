@@ -25,6 +25,7 @@ from analysis.remote import (
     read_ranges,
 )
 from analysis.schemes import Scheme, SegmentPlan
+from analysis.tensor_names import canonical_tensor_name
 from atlas.records import TensorRecord
 from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
 
@@ -83,6 +84,7 @@ class _Run:
     total_bytes: int = 0
     sizes: dict[str, int | None] = field(default_factory=dict)
     heads: dict[str, bytes] = field(default_factory=dict)  # each file's first read (header probe)
+    sampled: set[str] = field(default_factory=set)  # canonical names of the tensors sampled so far
 
 
 def sample_model(
@@ -140,11 +142,8 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
         weights = [MODEL_FILE]
     if weights:
         out: list[TensorSample] = []
-        seen: set[str] = set()
-        for f in weights:  # several files: a tensor another file already gave is a variant's copy of it
-            tensors = [t for t in _read_header(run, f).tensors if t.name not in seen]
-            seen.update(t.name for t in tensors)
-            out += _sample_file(run, f, tensors)
+        for f in weights:
+            out += _sample_file(run, f, _read_header(run, f).tensors)
         return "full", None, out
     others = [f for f in files if f.lower().endswith(OTHER_WEIGHTS)]
     if others:
@@ -229,19 +228,22 @@ def _sample_file(
     run: _Run, file: str, tensors: tuple[TensorRecord, ...] | list[TensorRecord]
 ) -> list[TensorSample]:
     _check_dtypes(run, tensors)
-    wanted: list[tuple[TensorRecord, SegmentPlan]] = []
+    wanted: list[tuple[TensorRecord, str, SegmentPlan]] = []
     for t in tensors:
-        if t.dtype not in FLOAT_DTYPES:
+        name = canonical_tensor_name(t.name)
+        # several files: a tensor another file already gave is a variant's copy of it
+        if t.dtype not in FLOAT_DTYPES or name in run.sampled:
             continue
-        plan = run.scheme.plan(t.name, t.shape)
+        plan = run.scheme.plan(name, t.shape)
         if plan is not None:
-            wanted.append((t, plan))
+            run.sampled.add(name)
+            wanted.append((t, name, plan))
     if isinstance(run.source, LocalSource):
         return _gather_local(run, file, wanted)
-    ranges = [segment_ranges(t.data_start, plan, DTYPE_SIZES[t.dtype]) for t, plan in wanted]
+    ranges = [segment_ranges(t.data_start, plan, DTYPE_SIZES[t.dtype]) for t, _, plan in wanted]
     datas = _read_sampled(run, file, [r for rs in ranges for r in rs])
     out = []
-    for (t, plan), rs in zip(wanted, ranges, strict=True):
+    for (t, name, plan), rs in zip(wanted, ranges, strict=True):
         raw = b"".join([datas[r] for r in rs])
         expected = plan.n_values * DTYPE_SIZES[t.dtype]
         if len(raw) != expected:
@@ -249,11 +251,13 @@ def _sample_file(
                 f"{run.model_id}/{file}: tensor {t.name!r} is cut short (got {len(raw)} of "
                 f"{expected} bytes; truncated file?)"
             )
-        out.append(TensorSample(t.name, t.shape, decode(raw, t.dtype).reshape(len(plan.rows), plan.length)))
+        out.append(TensorSample(name, t.shape, decode(raw, t.dtype).reshape(len(plan.rows), plan.length)))
     return out
 
 
-def _gather_local(run: _Run, file: str, wanted: list[tuple[TensorRecord, SegmentPlan]]) -> list[TensorSample]:
+def _gather_local(
+    run: _Run, file: str, wanted: list[tuple[TensorRecord, str, SegmentPlan]]
+) -> list[TensorSample]:
     """A local file's segments in one vectorised gather from a memory map: thousands of 64-byte ranges cost
     a Python call each through `read_ranges`, here a few array operations. Reads and bytes are counted as
     the coalesced ranges `read_ranges` would read, so local and HTTP figures stay comparable."""
@@ -263,7 +267,7 @@ def _gather_local(run: _Run, file: str, wanted: list[tuple[TensorRecord, Segment
     if not wanted:
         return []
     spans = [(plan.byte_starts(t.data_start, DTYPE_SIZES[t.dtype]), plan.length * DTYPE_SIZES[t.dtype])
-             for t, plan in wanted]  # fmt: skip
+             for t, _, plan in wanted]  # fmt: skip
     starts = np.concatenate([first for first, _ in spans])
     mm = np.memmap(src.path(file), dtype=np.uint8, mode="r")
     # a POSIX hint: the sampled pages queued at once. Not MADV_RANDOM as well: with it the kernel reads a
@@ -271,14 +275,14 @@ def _gather_local(run: _Run, file: str, wanted: list[tuple[TensorRecord, Segment
     if hasattr(mmap, "MADV_WILLNEED"):
         _prefetch(mm, starts)
     out = []
-    for t, plan in wanted:
+    for t, name, plan in wanted:
         item = DTYPE_SIZES[t.dtype]
         # the tensor's raw bits, gathered at the plan's coordinates and decoded
         raw = np.frombuffer(
             mm, dtype=f"<u{item}", offset=t.data_start, count=(t.data_end - t.data_start) // item
         )
         values = np.ascontiguousarray(raw[plan.value_offsets()])
-        out.append(TensorSample(t.name, t.shape, decode(values.tobytes(), t.dtype).reshape(values.shape)))
+        out.append(TensorSample(name, t.shape, decode(values.tobytes(), t.dtype).reshape(values.shape)))
     ends = np.concatenate([first + n for first, n in spans])
     beyond = ends > len(run.heads.get(file, b""))  # as `_read_sampled`: the header's read holds the others
     reads, n_bytes = coalesced_extent(starts[beyond], ends[beyond])
@@ -376,7 +380,7 @@ def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[Tenso
                 f"{run.model_id}/{ADAPTER_FILE}: {module} shapes A{list(a.shape)} B{list(b.shape)} "
                 f"do not match r={r}"
             )
-        name, shape = module + ".weight", (b.shape[0], a.shape[1])
+        name, shape = canonical_tensor_name(module + ".weight"), (b.shape[0], a.shape[1])
         plan = run.scheme.plan(name, shape)
         if plan is None:
             continue

@@ -3,7 +3,8 @@
 A scheme reads, from each matrix (viewed as rows × row length), `count` short runs of contiguous values
 ("segments"): one per row for rows spread evenly over the matrix from a seeded offset, each at a column
 that a seeded hash of (scheme seed, tensor name, shape, row) picks. Every model holding a tensor of that
-name and shape is therefore sampled at the same coordinates.
+name and shape is therefore sampled at the same coordinates (names without a base-model prefix,
+`analysis/tensor_names.py`: a head class's `transformer.h.0.*` is the body class's `h.0.*`).
 
 Why segments and not whole rows: fine-tune and LoRA deltas are row-structured (low effective rank), so
 a sample's error is set by how many *distinct rows* it reads, not by how many values. For the same bytes,
@@ -22,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from analysis.tensor_names import BASE_MODEL_PREFIXES
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,10 @@ class Scheme:
     @property
     def fingerprint(self) -> str:
         """A short hash of the definition: samples taken under another definition have other coordinates."""
-        key = json.dumps(asdict(self), sort_keys=True).encode()
+        # tensors are named without their base-model prefix: another prefix list, other names and coordinates
+        key = json.dumps(
+            {**asdict(self), "base_prefixes": sorted(BASE_MODEL_PREFIXES)}, sort_keys=True
+        ).encode()
         return hashlib.blake2b(key, digest_size=6).hexdigest()
 
     def plan(self, name: str, shape: tuple[int, ...]) -> SegmentPlan | None:

@@ -281,7 +281,7 @@ def test_an_adapter_that_does_not_fit_its_base_is_left_out_and_the_run_goes_on(
     assert out.exit_code == 0 and "sampled 3 models" in out.stdout, out.output
     out = runner.invoke(app, ["kinship", "--db", str(db_path), "--device", "cpu", "-q"])
     assert out.exit_code == 0, out.output
-    warning = "bad/lora-misfit: adapter update model.layers.0.self_attn.q_proj.weight [64, 64] does not fit its base zoo/base ([128, 128]); left out"
+    warning = "bad/lora-misfit: adapter update layers.0.self_attn.q_proj.weight [64, 64] does not fit its base zoo/base ([128, 128]); left out"
     assert warning in out.stderr
     con = connect(db_path)
     assert con.execute("SELECT a, b FROM kinship").fetchall() == [("zoo/base", "zoo/ft-a")]

@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 from analysis.sampler import sample_model
 from analysis.samples import load_sample, sample_path, save_sample
 from analysis.schemes import SCHEMES
+from analysis.tensor_names import canonical_tensor_name
 from tests.analysis.conftest import BROKEN
 from tests.hub.server import ReplayHub
 
@@ -31,10 +32,35 @@ def test_same_coordinates_in_every_model_and_few_bytes_read(ckpt_root: Path) -> 
     # the header read, then the segments; on these small matrices neighbouring segments merge into one read
     assert base.requests <= sum(t.values.shape[0] for t in base.tensors) + 1
     # the values are the tensor's at the scheme's coordinates
-    whole = load_file(str(ckpt_root / "zoo/ft-a1/model.safetensors"))
+    # named without the base-model prefix (`model.`), as a body class would have saved them
+    whole = {
+        canonical_tensor_name(n): v
+        for n, v in load_file(str(ckpt_root / "zoo/ft-a1/model.safetensors")).items()
+    }
+    assert "layers.0.self_attn.q_proj.weight" in whole
     for t in a1.tensors:
         at = DEFAULT.plan(t.name, t.shape).value_offsets()
         np.testing.assert_array_equal(t.values, whole[t.name].float().numpy().ravel()[at])
+
+
+@pytest.mark.parametrize("prefix", ["", "transformer."], ids=["body-class", "other-head-class"])
+def test_a_checkpoint_saved_by_another_class_has_the_same_coordinates(
+    ckpt_root: Path, tmp_path: Path, prefix: str
+) -> None:
+    """The same weights saved by the body class (`layers.0.*`, as gpt2 and sentence-transformers models are)
+    or under another base-model prefix are sampled at the same coordinates, under the same names."""
+    whole = load_file(str(ckpt_root / "zoo/ft-a1/model.safetensors"))
+    renamed = {
+        prefix + n.removeprefix("model.") if n.startswith("model.") else n: v for n, v in whole.items()
+    }
+    (tmp_path / "m").mkdir()
+    save_file(renamed, str(tmp_path / "m/model.safetensors"))
+    head, body = (
+        _arrays(sample_model("m", str(p), DEFAULT)) for p in (ckpt_root / "zoo/ft-a1", tmp_path / "m")
+    )
+    assert head.keys() == body.keys() and "layers.0.mlp.up_proj.weight" in head
+    for name, values in head.items():
+        np.testing.assert_array_equal(body[name], values)
 
 
 def test_half_precision_and_shards_decode_to_the_same_values(ckpt_root: Path) -> None:
@@ -93,7 +119,7 @@ def test_lora_adapter_is_sampled_as_scaled_b_times_a(ckpt_root: Path) -> None:
     merged = _arrays(sample_model("zoo/lora-a-merged", str(ckpt_root / "zoo/lora-a-merged"), DEFAULT))
     assert adapter.status == "ok" and adapter.kind == "adapter" and adapter.base == "zoo/base"
     names = {t.name for t in adapter.tensors}
-    assert names == {f"model.layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")}
+    assert names == {f"layers.{i}.self_attn.{m}.weight" for i in range(2) for m in ("q_proj", "v_proj")}
     for t in adapter.tensors:
         np.testing.assert_allclose(base[t.name] + t.values, merged[t.name], atol=1e-6)
     # a small adapter file is read once: the header's first read holds its tensors too
