@@ -26,6 +26,7 @@ from analysis.remote import (
 )
 from analysis.schemes import Scheme, SegmentPlan
 from analysis.tensor_names import canonical_tensor_name
+from analysis.torch_checkpoint import CheckpointError, UnsupportedCheckpoint, read_torch_index
 from atlas.records import TensorRecord
 from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
 
@@ -33,6 +34,10 @@ FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 MODEL_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 ADAPTER_FILE = "adapter_model.safetensors"
+# torch.save checkpoints, read where a model has no safetensors (older repos)
+TORCH_FILE = "pytorch_model.bin"
+TORCH_INDEX = "pytorch_model.bin.index.json"
+TORCH_ADAPTER = "adapter_model.bin"
 ADAPTER_CONFIG = "adapter_config.json"
 OTHER_WEIGHTS = (".gguf", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx")
 
@@ -133,9 +138,10 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
     if files is None:
         files = src.list_files() if isinstance(src, LocalSource) else _probe_files(src)
     if INDEX_FILE in files:
-        return "full", None, _sample_sharded(run)
-    if ADAPTER_FILE in files:
-        return "adapter", *_sample_adapter(run, ADAPTER_CONFIG in files)
+        return "full", None, _sample_sharded(run, INDEX_FILE)
+    adapter = next((f for f in (ADAPTER_FILE, TORCH_ADAPTER) if f in files), None)
+    if adapter is not None:
+        return "adapter", *_sample_adapter(run, adapter, ADAPTER_CONFIG in files)
     # a model's own weights are at its top; subfolders hold other things (a trainer's checkpoint-N, ONNX)
     weights = sorted(f for f in files if f.endswith(".safetensors") and "/" not in f)
     if MODEL_FILE in weights:  # beside variants of it (`model.fp16.safetensors`) it is the model
@@ -145,9 +151,15 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
         for f in weights:
             out += _sample_file(run, f, _read_header(run, f).tensors)
         return "full", None, out
-    others = [f for f in files if f.lower().endswith(OTHER_WEIGHTS)]
+    if TORCH_INDEX in files:
+        return "full", None, _sample_sharded(run, TORCH_INDEX)
+    if TORCH_FILE in files:
+        return "full", None, _sample_file(run, TORCH_FILE, _read_tensors(run, TORCH_FILE))
+    others = [f for f in files if f.lower().endswith(OTHER_WEIGHTS) and "/" not in f]
     if others:
-        raise Unsupported(f"{run.model_id}: only safetensors weights are read, found {', '.join(others[:3])}")
+        raise Unsupported(
+            f"{run.model_id}: only safetensors and {TORCH_FILE} weights are read, found {', '.join(others[:3])}"
+        )
     nested = [f for f in files if f.endswith(".safetensors")]
     if nested:
         more = ", ..." if len(nested) > 1 else ""
@@ -158,9 +170,9 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
 
 
 def _probe_files(src: ByteSource) -> list[str]:
-    for f in (INDEX_FILE, MODEL_FILE, ADAPTER_FILE):
+    for f in (INDEX_FILE, MODEL_FILE, ADAPTER_FILE, TORCH_INDEX, TORCH_FILE, TORCH_ADAPTER):
         if src.exists(f):
-            return [f, ADAPTER_CONFIG] if f == ADAPTER_FILE else [f]
+            return [f, ADAPTER_CONFIG] if f in (ADAPTER_FILE, TORCH_ADAPTER) else [f]
     return []
 
 
@@ -206,6 +218,37 @@ def _read_header(run: _Run, file: str) -> Header:
     run.heads[file] = first
     run.total_bytes += sum(t.data_end - t.data_start for t in header.tensors)
     return header
+
+
+def _read_tensors(run: _Run, file: str) -> tuple[TensorRecord, ...]:
+    """A weights file's tensors and where they lie: its safetensors header, or a torch.save checkpoint's
+    index (`analysis/torch_checkpoint.py`)."""
+    if not file.endswith(".bin"):
+        return _read_header(run, file).tensors
+    src = run.source
+    if isinstance(src, LocalSource) and not src.exists(file):
+        raise SampleError(f"{run.model_id}/{file}: file is missing")
+    # the first read gives the size over HTTP, and holds data.pkl when the state dict is small
+    run.heads[file] = head = _read_tolerant(run, file, 0, HEAD_PROBE)
+    size = src.size(file)
+    if size is None:
+        raise SampleError(f"{run.model_id}/{file}: the server does not say how long the file is")
+
+    def read(start: int, end: int) -> bytes:  # what the first read holds is not read again
+        if start >= len(head):
+            return src.read(file, start, end)
+        return head[start:end] + (src.read(file, len(head), end) if end > len(head) else b"")
+
+    try:
+        tensors = read_torch_index(
+            read, lambda ranges: _read_sampled(run, file, ranges), size, model_id=run.model_id, file=file
+        )
+    except UnsupportedCheckpoint as e:
+        raise Unsupported(str(e)) from e
+    except CheckpointError as e:
+        raise SampleError(str(e)) from e
+    run.total_bytes += sum(t.data_end - t.data_start for t in tensors)
+    return tensors
 
 
 def segment_ranges(data_start: int, plan: SegmentPlan, item_bytes: int) -> list[tuple[int, int]]:
@@ -327,32 +370,32 @@ def decode(raw: bytes, dtype: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np_dtype).astype(np.float32)
 
 
-def _sample_sharded(run: _Run) -> list[TensorSample]:
+def _sample_sharded(run: _Run, index_file: str) -> list[TensorSample]:
     try:
-        index = json.loads(_read_whole(run, INDEX_FILE))
+        index = json.loads(_read_whole(run, index_file))
         weight_map: dict[str, str] = dict(index["weight_map"])
     except (ValueError, KeyError, TypeError) as e:
-        raise SampleError(f"{run.model_id}/{INDEX_FILE}: not a valid shard index ({e})") from e
+        raise SampleError(f"{run.model_id}/{index_file}: not a valid shard index ({e})") from e
     out: list[TensorSample] = []
     for shard in sorted(set(weight_map.values())):
         if isinstance(run.source, LocalSource) and not run.source.exists(shard):
-            raise SampleError(f"{run.model_id}: missing shard {shard} (listed in {INDEX_FILE})")
+            raise SampleError(f"{run.model_id}: missing shard {shard} (listed in {index_file})")
         try:
-            header = _read_header(run, shard)
+            tensors = _read_tensors(run, shard)
         except FetchError as e:
             raise SampleError(f"{run.model_id}: missing shard {shard} ({e})") from e
-        names = {t.name for t in header.tensors}
+        names = {t.name for t in tensors}
         lost = [n for n, f in weight_map.items() if f == shard and n not in names]
         if lost:
             raise SampleError(f"{run.model_id}/{shard}: tensor {lost[0]!r} of the index is not in the shard")
-        out += _sample_file(run, shard, header.tensors)
+        out += _sample_file(run, shard, tensors)
     return out
 
 
-def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[TensorSample]]:
+def _sample_adapter(run: _Run, file: str, has_config: bool) -> tuple[str | None, list[TensorSample]]:
     """A LoRA adapter as the sampled segments of `scaling · B @ A`, named like the base model's matrices."""
     if not has_config:
-        raise SampleError(f"{run.model_id}: {ADAPTER_FILE} without {ADAPTER_CONFIG}")
+        raise SampleError(f"{run.model_id}: {file} without {ADAPTER_CONFIG}")
     try:
         config = json.loads(_read_whole(run, ADAPTER_CONFIG))
         r, alpha = int(config["r"]), float(config.get("lora_alpha", config["r"]))
@@ -361,10 +404,10 @@ def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[Tenso
     if config.get("peft_type", "LORA") != "LORA":
         raise Unsupported(f"{run.model_id}: adapter type {config.get('peft_type')} is not LoRA")
     scaling = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
-    header = _read_header(run, ADAPTER_FILE)
-    _check_dtypes(run, header.tensors)
+    tensors = _read_tensors(run, file)
+    _check_dtypes(run, tensors)
     pairs: dict[str, dict[str, TensorRecord]] = {}
-    for t in header.tensors:
+    for t in tensors:
         for part in ("lora_A", "lora_B"):
             marker = f".{part}."
             if marker in t.name:
@@ -374,11 +417,10 @@ def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[Tenso
     for module, ab in sorted(pairs.items()):
         a, b = ab.get("lora_A"), ab.get("lora_B")
         if a is None or b is None:
-            raise SampleError(f"{run.model_id}/{ADAPTER_FILE}: {module} has only one of lora_A / lora_B")
+            raise SampleError(f"{run.model_id}/{file}: {module} has only one of lora_A / lora_B")
         if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[0] != b.shape[1] or a.shape[0] != r:
             raise SampleError(
-                f"{run.model_id}/{ADAPTER_FILE}: {module} shapes A{list(a.shape)} B{list(b.shape)} "
-                f"do not match r={r}"
+                f"{run.model_id}/{file}: {module} shapes A{list(a.shape)} B{list(b.shape)} do not match r={r}"
             )
         name, shape = canonical_tensor_name(module + ".weight"), (b.shape[0], a.shape[1])
         plan = run.scheme.plan(name, shape)
@@ -390,12 +432,12 @@ def _sample_adapter(run: _Run, has_config: bool) -> tuple[str | None, list[Tenso
         )
         wanted.append((name, shape, plan, b_rows, a, b, (a.data_start, a.data_end), b_rngs))
     ranges = [w[6] for w in wanted] + [rng for w in wanted for rng in w[7]]
-    datas = _read_sampled(run, ADAPTER_FILE, ranges)
+    datas = _read_sampled(run, file, ranges)
     out = []
     for name, shape, plan, b_rows, a, b, a_rng, b_rngs in wanted:
         b_raw = b"".join([datas[rng] for rng in b_rngs])
         if len(datas[a_rng]) != a_rng[1] - a_rng[0] or len(b_raw) != sum(hi - lo for lo, hi in b_rngs):
-            raise SampleError(f"{run.model_id}/{ADAPTER_FILE}: {name} is cut short (truncated file?)")
+            raise SampleError(f"{run.model_id}/{file}: {name} is cut short (truncated file?)")
         a_val = decode(datas[a_rng], a.dtype).reshape(a.shape).astype(np.float64)  # (r, in)
         b_val = decode(b_raw, b.dtype).reshape(len(b_rows), r).astype(np.float64)  # (unique rows, r)
         b_seg = b_val[np.searchsorted(b_rows, plan.rows)]  # (segments, r)

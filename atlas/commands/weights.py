@@ -35,7 +35,8 @@ def sample_command(
 ) -> None:
     """Read a small, deterministic sample of each model's weights (local files or HTTP range requests).
 
-    Only safetensors headers and the scheme's segments are read; each model's bytes, requests and time go
+    Only the safetensors headers (or, with no safetensors, a pytorch_model.bin's zip directory and state-dict
+    pickle, never run) and the scheme's segments are read; each model's bytes, requests and time go
     to `weight_samples`, its sample to `<db>.samples/<scheme>/`. Bad checkpoints are recorded with
     their error and the run goes on. Hub models are read from the CDN URL that `resolve` redirects to
     (one `resolve` a file, which the Hub rate-limits), with the token huggingface_hub finds (`HF_TOKEN`,
