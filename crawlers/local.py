@@ -21,7 +21,8 @@ from atlas.records import EdgeRecord, FileRecord, FlagRecord, ModelBundle, Tenso
 from atlas.safetensors_header import HeaderError, read_local_header
 from crawlers.bundle import bundle_from_info
 
-MARKERS = ("config.json", "adapter_config.json", "model.safetensors.index.json")
+MARKERS = ("config.json", "adapter_config.json", "model.safetensors.index.json", "pytorch_model.bin",
+           "pytorch_model.bin.index.json")  # fmt: skip
 REPO_FILES = ("config.json", "adapter_config.json", "mergekit_config.yml")  # small files read as text
 MAX_TEXT_BYTES = 2_000_000  # larger READMEs or configs are not read (flagged)
 ZOO_GENERATOR = "hubatlas zoo"  # lineage.json's marker, written by analysis/zoo_build.py

@@ -137,6 +137,13 @@ def test_sharded_checkpoint_and_missing_shard(tmp_path: Path) -> None:
     assert alone.model.id == "local/sharded"
 
 
+def test_a_folder_of_a_pytorch_checkpoint_alone_is_a_model(tmp_path: Path) -> None:
+    (tmp_path / "acme" / "old").mkdir(parents=True)
+    torch.save({"w": torch.randn(8, 4)}, str(tmp_path / "acme" / "old" / "pytorch_model.bin"))
+    (b,) = scan(tmp_path)
+    assert b.model.id == "acme/old" and [f.path for f in b.files] == ["pytorch_model.bin"]
+
+
 def test_a_half_precision_copy_beside_the_weights_counts_its_parameters_once(tmp_path: Path) -> None:
     folder = tmp_path / "acme" / "m"
     folder.mkdir(parents=True)
