@@ -26,9 +26,9 @@ from analysis.remote import (
 )
 from analysis.schemes import Scheme, SegmentPlan
 from analysis.tensor_names import canonical_tensor_name
-from analysis.torch_checkpoint import CheckpointError, UnsupportedCheckpoint, read_torch_index
 from atlas.records import TensorRecord
 from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
+from atlas.torch_checkpoint import CheckpointError, UnsupportedCheckpoint, read_torch_index
 
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 MODEL_FILE = "model.safetensors"
@@ -222,7 +222,7 @@ def _read_header(run: _Run, file: str) -> Header:
 
 def _read_tensors(run: _Run, file: str) -> tuple[TensorRecord, ...]:
     """A weights file's tensors and where they lie: its safetensors header, or a torch.save checkpoint's
-    index (`analysis/torch_checkpoint.py`)."""
+    index (`atlas/torch_checkpoint.py`)."""
     if not file.endswith(".bin"):
         return _read_header(run, file).tensors
     src = run.source

@@ -19,11 +19,14 @@ from pathlib import Path
 
 from atlas.records import EdgeRecord, FileRecord, FlagRecord, ModelBundle, TensorRecord
 from atlas.safetensors_header import HeaderError, read_local_header
+from atlas.torch_checkpoint import CheckpointError, UnsupportedCheckpoint, read_local_torch_index
 from crawlers.bundle import bundle_from_info
 
 MARKERS = ("config.json", "adapter_config.json", "model.safetensors.index.json", "pytorch_model.bin",
            "pytorch_model.bin.index.json")  # fmt: skip
 REPO_FILES = ("config.json", "adapter_config.json", "mergekit_config.yml")  # small files read as text
+TORCH_INDEX = "pytorch_model.bin.index.json"
+TORCH_WEIGHTS = ("pytorch_model.bin", "adapter_model.bin")  # read where a model has no safetensors
 MAX_TEXT_BYTES = 2_000_000  # larger READMEs or configs are not read (flagged)
 ZOO_GENERATOR = "hubatlas zoo"  # lineage.json's marker, written by analysis/zoo_build.py
 
@@ -198,9 +201,12 @@ def _json_object(text: str | None, name: str, model_id: str, flags: list[FlagRec
 def _tensors(
     folder: Path, files: dict[str, int | None], model_id: str, flags: list[FlagRecord]
 ) -> tuple[list[TensorRecord], str | None]:
-    """Tensor records of every safetensors file (shards from the index), and the main weights file."""
+    """Tensor records of every safetensors file (shards from the index), or where there are none of the
+    PyTorch checkpoint, and the main weights file."""
     names = sorted(n for n in files if n.endswith(".safetensors"))
     index = "model.safetensors.index.json"
+    if not names and index not in files:  # an older repo: its torch.save checkpoint
+        index, names = TORCH_INDEX, [n for n in TORCH_WEIGHTS if n in files]
     if index in files:
         text = _read_text(folder, index, model_id, flags)
         weight_map = (_json_object(text, index, model_id, flags) or {}).get("weight_map")
@@ -212,15 +218,23 @@ def _tensors(
             flags.append(FlagRecord(model_id, "missing_shard", ", ".join(missing)))
         names = sorted(set(names) | {s for s in shards if s in files})
     tensors: list[TensorRecord] = []
-    bad = []
+    bad: dict[str, list[str]] = {}
     for name in names:
         try:
-            tensors += read_local_header(folder / name, model_id=model_id, file=name).tensors
-        except (HeaderError, OSError) as e:
-            bad.append(str(e))
-    if bad:
-        flags.append(FlagRecord(model_id, "bad_safetensors", "; ".join(bad)))
-    main = next((n for n in ("model.safetensors", "adapter_model.safetensors") if n in files), None)
+            if name.endswith(".bin"):
+                tensors += read_local_torch_index(folder / name, model_id=model_id, file=name)
+            else:
+                tensors += read_local_header(folder / name, model_id=model_id, file=name).tensors
+        except UnsupportedCheckpoint as e:
+            bad.setdefault("unsupported_weights", []).append(str(e))
+        except (HeaderError, CheckpointError, OSError) as e:
+            bad.setdefault("bad_checkpoint" if name.endswith(".bin") else "bad_safetensors", []).append(
+                str(e)
+            )
+    flags += [FlagRecord(model_id, flag, "; ".join(reasons)) for flag, reasons in bad.items()]
+    main = next(
+        (n for n in ("model.safetensors", "adapter_model.safetensors", *TORCH_WEIGHTS) if n in files), None
+    )
     main = main or (index if index in files else (names[0] if names else None))
     return tensors, main
 

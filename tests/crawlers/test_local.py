@@ -142,6 +142,17 @@ def test_a_folder_of_a_pytorch_checkpoint_alone_is_a_model(tmp_path: Path) -> No
     torch.save({"w": torch.randn(8, 4)}, str(tmp_path / "acme" / "old" / "pytorch_model.bin"))
     (b,) = scan(tmp_path)
     assert b.model.id == "acme/old" and [f.path for f in b.files] == ["pytorch_model.bin"]
+    # its tensors come from the checkpoint's zip directory and pickle, as safetensors headers do
+    assert [(t.name, t.dtype, t.shape) for t in b.tensors] == [("w", "F32", (8, 4))]
+    assert b.model.num_parameters == 32
+    (tmp_path / "acme" / "legacy").mkdir()
+    torch.save({"w": torch.randn(8, 4)}, str(tmp_path / "acme" / "legacy" / "pytorch_model.bin"),
+               _use_new_zipfile_serialization=False)  # fmt: skip
+    legacy = next(b for b in scan(tmp_path) if b.model.id == "acme/legacy")
+    assert (
+        not legacy.tensors
+        and "not a zip archive" in {f.flag: f.detail for f in legacy.flags}["unsupported_weights"]
+    )
 
 
 def test_a_half_precision_copy_beside_the_weights_counts_its_parameters_once(tmp_path: Path) -> None:

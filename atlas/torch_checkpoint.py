@@ -17,6 +17,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from atlas.records import TensorRecord
 
@@ -210,6 +211,20 @@ def read_torch_index(
             raise CheckpointError(f"{source}: tensor {name!r} runs past its storage (truncated file?)")
         out.append(TensorRecord(model_id, file, name, ref.storage.dtype, ref.shape, begin, end))
     return tuple(out)
+
+
+def read_local_torch_index(path: Path, *, model_id: str, file: str | None = None) -> tuple[TensorRecord, ...]:
+    """`read_torch_index` of a local file (the scan's headers of a `pytorch_model.bin`)."""
+    with path.open("rb") as f:
+
+        def read(start: int, end: int) -> bytes:
+            f.seek(start)
+            return f.read(end - start)
+
+        return read_torch_index(
+            read, lambda ranges: {r: read(*r) for r in ranges}, path.stat().st_size,
+            model_id=model_id, file=file or path.name,
+        )  # fmt: skip
 
 
 def _flatten(state: object, prefix: str = "") -> dict[str, _TensorRef]:
