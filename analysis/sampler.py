@@ -149,7 +149,7 @@ def _sample(run: _Run, files: list[str] | None) -> tuple[str, str | None, list[T
     if weights:
         out: list[TensorSample] = []
         for f in weights:
-            out += _sample_file(run, f, _read_header(run, f).tensors)
+            out += _sample_file(run, f, _read_tensors(run, f))
         return "full", None, out
     if TORCH_INDEX in files:
         return "full", None, _sample_sharded(run, TORCH_INDEX)
@@ -201,10 +201,18 @@ def _read_tolerant(run: _Run, file: str, start: int, end: int) -> bytes:
         raise
 
 
+def _read_tensors(run: _Run, file: str) -> tuple[TensorRecord, ...]:
+    """A weights file's tensors and where they lie: its safetensors header, or a torch.save checkpoint's
+    index (`atlas/torch_checkpoint.py`)."""
+    if isinstance(run.source, LocalSource) and not run.source.exists(file):
+        raise SampleError(f"{run.model_id}/{file}: file is missing")
+    tensors = _read_torch_index(run, file) if file.endswith(".bin") else _read_header(run, file).tensors
+    run.total_bytes += sum(t.data_end - t.data_start for t in tensors)
+    return tensors
+
+
 def _read_header(run: _Run, file: str) -> Header:
     src = run.source
-    if isinstance(src, LocalSource) and not src.exists(file):
-        raise SampleError(f"{run.model_id}/{file}: file is missing")
     first = _read_tolerant(run, file, 0, HEAD_PROBE)
     n = header_length(first[:8], source=f"{run.model_id}/{file}")
     if 8 + n > len(first):
@@ -216,18 +224,11 @@ def _read_header(run: _Run, file: str) -> Header:
     size = src.size(file)
     header = parse_header(first[8 : 8 + n], model_id=run.model_id, file=file, file_size=size)
     run.heads[file] = first
-    run.total_bytes += sum(t.data_end - t.data_start for t in header.tensors)
     return header
 
 
-def _read_tensors(run: _Run, file: str) -> tuple[TensorRecord, ...]:
-    """A weights file's tensors and where they lie: its safetensors header, or a torch.save checkpoint's
-    index (`atlas/torch_checkpoint.py`)."""
-    if not file.endswith(".bin"):
-        return _read_header(run, file).tensors
+def _read_torch_index(run: _Run, file: str) -> tuple[TensorRecord, ...]:
     src = run.source
-    if isinstance(src, LocalSource) and not src.exists(file):
-        raise SampleError(f"{run.model_id}/{file}: file is missing")
     # the first read gives the size over HTTP, and holds data.pkl when the state dict is small
     run.heads[file] = head = _read_tolerant(run, file, 0, HEAD_PROBE)
     size = src.size(file)
@@ -240,15 +241,13 @@ def _read_tensors(run: _Run, file: str) -> tuple[TensorRecord, ...]:
         return head[start:end] + (src.read(file, len(head), end) if end > len(head) else b"")
 
     try:
-        tensors = read_torch_index(
+        return read_torch_index(
             read, lambda ranges: _read_sampled(run, file, ranges), size, model_id=run.model_id, file=file
         )
     except UnsupportedCheckpoint as e:
         raise Unsupported(str(e)) from e
     except CheckpointError as e:
         raise SampleError(str(e)) from e
-    run.total_bytes += sum(t.data_end - t.data_start for t in tensors)
-    return tensors
 
 
 def segment_ranges(data_start: int, plan: SegmentPlan, item_bytes: int) -> list[tuple[int, int]]:
