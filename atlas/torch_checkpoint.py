@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atlas.records import TensorRecord
+from atlas.safetensors_header import DTYPE_SIZES
 
 # torch's storage classes and the safetensors dtype names of their items
 STORAGE_DTYPES = {
@@ -27,18 +28,6 @@ STORAGE_DTYPES = {
     "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
     "ByteStorage": "U8", "BoolStorage": "BOOL", "UntypedStorage": "U8",
 }  # fmt: skip
-ITEM_BYTES = {
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "F64": 8,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-}
 MAX_PICKLE_BYTES = 256 << 20  # a state dict's pickle holds names and shapes: megabytes at most
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the name and extra-field lengths at bytes 26-29
 ZIP_MAGIC = b"PK\x03\x04"
@@ -74,7 +63,10 @@ class _TensorRef:
 
 
 def _rebuild_tensor(storage: _Storage, offset: int, shape: tuple, stride: tuple, *_: object) -> _TensorRef:
-    return _TensorRef(storage, int(offset), tuple(int(s) for s in shape), tuple(int(s) for s in stride))
+    dims, steps = tuple(int(n) for n in shape), tuple(int(s) for s in stride)
+    if not isinstance(storage, _Storage) or len(dims) != len(steps) or min(dims, default=0) < 0:
+        raise UnsupportedCheckpoint(f"a tensor of malformed shape {list(dims)} / strides {list(steps)}")
+    return _TensorRef(storage, int(offset), dims, steps)
 
 
 def _rebuild_parameter(data: _TensorRef, *_: object) -> _TensorRef:
@@ -198,7 +190,7 @@ def read_torch_index(
     starts = _storage_starts(source, {r.storage.key for r in refs.values()}, prefix, entries, read_many)
     out = []
     for name, ref in refs.items():
-        item = ITEM_BYTES.get(ref.storage.dtype, 1)
+        item = DTYPE_SIZES[ref.storage.dtype]
         info = entries[f"{prefix}/data/{ref.storage.key}"]
         if not _is_row_major(ref.shape, ref.stride):
             raise UnsupportedCheckpoint(

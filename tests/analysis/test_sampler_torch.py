@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +98,28 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_run(tmp_path: Path) -
     got = sample_model("o/m", str(tmp_path / "m"), DEFAULT)
     assert got.status == "unsupported" and not marker.exists()
     assert got.error.startswith("o/m/pytorch_model.bin: its pickle asks for") and "system" in got.error
+
+
+def test_a_pickle_with_a_malformed_tensor_is_refused(tmp_path: Path) -> None:
+    """Globals a state dict may use, given arguments no torch.save writes (2 dims, 1 stride)."""
+    storage = object()
+
+    class WithStorage(pickle.Pickler):
+        def persistent_id(self, obj: object) -> tuple | None:
+            return ("storage", torch.FloatStorage, "0", "cpu", 4) if obj is storage else None
+
+    class Malformed:
+        def __reduce__(self):
+            return (torch._utils._rebuild_tensor_v2, (storage, 0, (2, 2), (1,), False, OrderedDict()))
+
+    buffer = io.BytesIO()
+    WithStorage(buffer, protocol=2).dump({"w": Malformed()})
+    (tmp_path / "m").mkdir()
+    with zipfile.ZipFile(tmp_path / "m/pytorch_model.bin", "w") as z:
+        z.writestr("archive/data.pkl", buffer.getvalue())
+        z.writestr("archive/data/0", bytes(16))
+    got = sample_model("o/m", str(tmp_path / "m"), DEFAULT)
+    assert got.status == "unsupported" and "malformed shape [2, 2] / strides [1]" in got.error
 
 
 def test_unreadable_torch_checkpoints_give_one_line_reasons(tmp_path: Path) -> None:
