@@ -75,7 +75,7 @@ def load_vectors(
         [scheme],
     )
     current = SCHEMES[scheme].fingerprint if scheme in SCHEMES else None
-    stored = {}
+    stored, stale = {}, []
     for r in rows:
         try:
             sample = load_sample(Path(r["location"]))
@@ -83,10 +83,15 @@ def load_vectors(
             warnings.append(f"{r['model_id']}: sample file {r['location']} unreadable ({e}); skipped")
             continue
         if current is not None and sample.fingerprint != current:
-            warnings.append(f"{r['model_id']}: sampled under an earlier definition of scheme {scheme!r} (other "
-                            "coordinates); skipped: sample it again with `hubatlas sample`")  # fmt: skip
+            stale.append(r["model_id"])
             continue
         stored[r["model_id"]] = sample
+    if stale:  # after an upgrade that is every model: one line, not one each
+        shown = ", ".join(stale[:3]) + (f" and {len(stale) - 3} more" if len(stale) > 3 else "")
+        warnings.append(
+            f"{shown}: sampled under an earlier definition of scheme {scheme!r} (other coordinates); left out: "
+            f"sample {'them' if len(stale) > 1 else 'it'} again with `hubatlas sample --all --scheme {scheme}`"
+        )
     parents = defaultdict(list)
     for r in query_dicts(con, "SELECT child, parent FROM lineage WHERE child <> parent ORDER BY parent"):
         parents[r["child"]].append(r["parent"])

@@ -322,14 +322,21 @@ def test_a_sample_from_an_earlier_scheme_definition_is_skipped_with_a_warning(
     from analysis.sampler import SampleResult, TensorSample
     from analysis.samples import load_sample, save_sample
 
-    path = _sampled_file_of(db_path, ckpt_root, "zoo/ft-b1")
-    old = load_sample(path)  # rewritten as an older version of the scheme would have left it
-    tensors = tuple(TensorSample(n, shape, v) for n, (shape, v) in old.tensors.items())
-    save_sample(SampleResult("zoo/ft-b1", "default", "ok", fingerprint="0ld", tensors=tensors), path)
+    b1 = _sampled_file_of(db_path, ckpt_root, "zoo/ft-b1")
+    # two samples rewritten as an older version of the scheme would have left them
+    for model_id in ("zoo/ft-a2", "zoo/ft-b1"):
+        path = b1.with_name(b1.name.replace("ft-b1", model_id.split("/")[1]))
+        old = load_sample(path)
+        tensors = tuple(TensorSample(n, shape, v) for n, (shape, v) in old.tensors.items())
+        save_sample(SampleResult(model_id, "default", "ok", fingerprint="0ld", tensors=tensors), path)
     runner = CliRunner()
     out = runner.invoke(app, ["kinship", "--db", str(db_path), "--device", "cpu", "-q"])
     assert out.exit_code == 0, out.output
-    assert "zoo/ft-b1: sampled under an earlier definition of scheme 'default'" in out.stderr
+    stale = [line for line in out.stderr.splitlines() if "earlier definition" in line]
+    assert stale == [
+        "warning: zoo/ft-a2, zoo/ft-b1: sampled under an earlier definition of scheme 'default' (other "
+        "coordinates); left out: sample them again with `hubatlas sample --all --scheme default`"
+    ]
     con = connect(db_path)
     assert con.execute("SELECT count(*) FROM kinship WHERE 'zoo/ft-b1' IN (a, b)").fetchone()[0] == 0
     con.close()
