@@ -28,19 +28,16 @@ from analysis.schemes import Scheme, SegmentPlan
 from analysis.tensor_names import canonical_tensor_name
 from atlas.records import TensorRecord
 from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
-from atlas.torch_checkpoint import (  # torch.save checkpoints: read where a model has no safetensors
-    TORCH_ADAPTER,
-    TORCH_FILE,
-    TORCH_INDEX,
-    CheckpointError,
-    UnsupportedCheckpoint,
-    read_torch_index,
-)
+from atlas.torch_checkpoint import CheckpointError, UnsupportedCheckpoint, read_torch_index
 
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 MODEL_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 ADAPTER_FILE = "adapter_model.safetensors"
+# torch.save checkpoints, read where a model has no safetensors (older repos)
+TORCH_FILE = "pytorch_model.bin"
+TORCH_INDEX = "pytorch_model.bin.index.json"
+TORCH_ADAPTER = "adapter_model.bin"
 ADAPTER_CONFIG = "adapter_config.json"
 OTHER_WEIGHTS = (".gguf", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx")
 
@@ -231,15 +228,21 @@ def _read_header(run: _Run, file: str) -> Header:
 
 
 def _read_torch_index(run: _Run, file: str) -> tuple[TensorRecord, ...]:
-    # the first read gives the size over HTTP, and holds data.pkl when the state dict is small; what it
-    # holds is not read again (`_read_sampled`)
-    run.heads[file] = _read_tolerant(run, file, 0, HEAD_PROBE)
-    size = run.source.size(file)
+    src = run.source
+    # the first read gives the size over HTTP, and holds data.pkl when the state dict is small
+    run.heads[file] = head = _read_tolerant(run, file, 0, HEAD_PROBE)
+    size = src.size(file)
     if size is None:
         raise SampleError(f"{run.model_id}/{file}: the server does not say how long the file is")
+
+    def read(start: int, end: int) -> bytes:  # what the first read holds is not read again
+        if start >= len(head):
+            return src.read(file, start, end)
+        return head[start:end] + (src.read(file, len(head), end) if end > len(head) else b"")
+
     try:
         return read_torch_index(
-            lambda ranges: _read_sampled(run, file, ranges), size, model_id=run.model_id, file=file
+            read, lambda ranges: _read_sampled(run, file, ranges), size, model_id=run.model_id, file=file
         )
     except UnsupportedCheckpoint as e:
         raise Unsupported(str(e)) from e

@@ -28,10 +28,6 @@ STORAGE_DTYPES = {
     "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
     "ByteStorage": "U8", "BoolStorage": "BOOL", "UntypedStorage": "U8",
 }  # fmt: skip
-# the Hub's names of a model's torch.save weights (transformers' and PEFT's)
-TORCH_FILE = "pytorch_model.bin"
-TORCH_INDEX = "pytorch_model.bin.index.json"
-TORCH_ADAPTER = "adapter_model.bin"
 MAX_PICKLE_BYTES = 256 << 20  # a state dict's pickle holds names and shapes: megabytes at most
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the name and extra-field lengths at bytes 26-29
 ZIP_MAGIC = b"PK\x03\x04"
@@ -151,6 +147,7 @@ class _RangeFile(io.RawIOBase):
 
 
 def read_torch_index(
+    read: Callable[[int, int], bytes],
     read_many: Callable[[list[tuple[int, int]]], dict[tuple[int, int], bytes]],
     size: int,
     *,
@@ -158,13 +155,9 @@ def read_torch_index(
     file: str,
 ) -> tuple[TensorRecord, ...]:
     """The row-major float and integer tensors of a torch.save zip checkpoint, with their absolute byte
-    ranges in the file. `read_many` reads byte ranges, several at once where it can (the storages' local
-    zip headers: one each). CheckpointError naming the file when it is not such a checkpoint."""
+    ranges in the file. `read` reads one range, `read_many` several at once (the storages' local zip
+    headers: one each). CheckpointError naming the file when it is not such a checkpoint."""
     source = f"{model_id}/{file}"
-
-    def read(start: int, end: int) -> bytes:
-        return read_many([(start, end)])[(start, end)]
-
     try:
         archive = zipfile.ZipFile(io.BufferedReader(_RangeFile(read, size), _RangeFile.BLOCK))
         pickles = [
@@ -221,8 +214,8 @@ def read_local_torch_index(path: Path, *, model_id: str, file: str | None = None
             return f.read(end - start)
 
         return read_torch_index(
-            lambda ranges: {r: read(*r) for r in ranges}, path.stat().st_size, model_id=model_id,
-            file=file or path.name,
+            read, lambda ranges: {r: read(*r) for r in ranges}, path.stat().st_size,
+            model_id=model_id, file=file or path.name,
         )  # fmt: skip
 
 
