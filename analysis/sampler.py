@@ -28,16 +28,19 @@ from analysis.schemes import Scheme, SegmentPlan
 from analysis.tensor_names import canonical_tensor_name
 from atlas.records import TensorRecord
 from atlas.safetensors_header import DTYPE_SIZES, Header, HeaderError, header_length, parse_header
-from atlas.torch_checkpoint import CheckpointError, UnsupportedCheckpoint, read_torch_index
+from atlas.torch_checkpoint import (  # torch.save checkpoints: read where a model has no safetensors
+    TORCH_ADAPTER,
+    TORCH_FILE,
+    TORCH_INDEX,
+    CheckpointError,
+    UnsupportedCheckpoint,
+    read_torch_index,
+)
 
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 MODEL_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 ADAPTER_FILE = "adapter_model.safetensors"
-# torch.save checkpoints, read where a model has no safetensors (older repos)
-TORCH_FILE = "pytorch_model.bin"
-TORCH_INDEX = "pytorch_model.bin.index.json"
-TORCH_ADAPTER = "adapter_model.bin"
 ADAPTER_CONFIG = "adapter_config.json"
 OTHER_WEIGHTS = (".gguf", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx")
 

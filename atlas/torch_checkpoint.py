@@ -28,6 +28,10 @@ STORAGE_DTYPES = {
     "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
     "ByteStorage": "U8", "BoolStorage": "BOOL", "UntypedStorage": "U8",
 }  # fmt: skip
+# the Hub's names of a model's torch.save weights (transformers' and PEFT's)
+TORCH_FILE = "pytorch_model.bin"
+TORCH_INDEX = "pytorch_model.bin.index.json"
+TORCH_ADAPTER = "adapter_model.bin"
 MAX_PICKLE_BYTES = 256 << 20  # a state dict's pickle holds names and shapes: megabytes at most
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the name and extra-field lengths at bytes 26-29
 ZIP_MAGIC = b"PK\x03\x04"

@@ -19,14 +19,19 @@ from pathlib import Path
 
 from atlas.records import EdgeRecord, FileRecord, FlagRecord, ModelBundle, TensorRecord
 from atlas.safetensors_header import HeaderError, read_local_header
-from atlas.torch_checkpoint import CheckpointError, UnsupportedCheckpoint, read_local_torch_index
+from atlas.torch_checkpoint import (
+    TORCH_ADAPTER,
+    TORCH_FILE,
+    TORCH_INDEX,
+    CheckpointError,
+    UnsupportedCheckpoint,
+    read_local_torch_index,
+)
 from crawlers.bundle import bundle_from_info
 
-MARKERS = ("config.json", "adapter_config.json", "model.safetensors.index.json", "pytorch_model.bin",
-           "pytorch_model.bin.index.json")  # fmt: skip
+MARKERS = ("config.json", "adapter_config.json", "model.safetensors.index.json", TORCH_FILE, TORCH_INDEX)
 REPO_FILES = ("config.json", "adapter_config.json", "mergekit_config.yml")  # small files read as text
-TORCH_INDEX = "pytorch_model.bin.index.json"
-TORCH_WEIGHTS = ("pytorch_model.bin", "adapter_model.bin")  # read where a model has no safetensors
+TORCH_WEIGHTS = (TORCH_FILE, TORCH_ADAPTER)  # read where a model has no safetensors
 MAX_TEXT_BYTES = 2_000_000  # larger READMEs or configs are not read (flagged)
 ZOO_GENERATOR = "hubatlas zoo"  # lineage.json's marker, written by analysis/zoo_build.py
 
