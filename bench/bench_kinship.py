@@ -11,7 +11,7 @@ Writes bench/results/kinship.json.
     in this process, one after the other, each from a cold page cache (the zoo's files evicted) and its
     reads again from a warm one (the sampled schemes three times: the median run is reported);
 (a') the same on the large zoo (`build_zoo(size="large", seed=0)`: 48 models of ~10.5M values, built in
-    ~10 min when missing), where a sample is a small part of each checkpoint;
+    10–15 min when missing), where a sample is a small part of each checkpoint;
 (b) bytes and speed on a >= 1 GB Llama-shaped bf16 family (random base, children = base + deltas; written
     to --work and deleted afterwards; two children with dense deltas sharing a direction, two with rank-8
     deltas sharing one, one unrelated): the `default` and `rows` schemes sampled from local files and

@@ -25,7 +25,7 @@ def zoo_command(
         str,
         typer.Option(
             "--size",
-            help="small (32 models, seconds) | bench (270 models, minutes) | large (48 models of ~10.5M values, ~10 min).",
+            help="small (32 models, seconds) | bench (270 models, minutes) | large (48 models of ~10.5M values, 10–15 min on 2 cores).",
         ),
     ] = "small",
     quiet: QuietOpt = False,
